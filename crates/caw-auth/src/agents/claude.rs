@@ -1,0 +1,167 @@
+//! Claude Code: `~/.claude/.credentials.json` plus a cleaned `~/.claude.json`.
+
+use serde_json::{json, Map, Value};
+
+use super::{Agent, CleanContext, ConfigCandidate, ConfigFile};
+use crate::expiry::{self, Freshness};
+
+/// Top-level keys of `.claude.json` that carry account state the container
+/// needs; everything else (history, host projects, MCP servers) stays home.
+const KEPT_KEYS: &[&str] = &[
+    "oauthAccount",
+    "userID",
+    "hasCompletedOnboarding",
+    "lastOnboardingVersion",
+    "numStartups",
+    "installMethod",
+    "firstStartTime",
+    "claudeCodeFirstTokenDate",
+    "s1mAccessCache",
+    "passesEligibilityCache",
+    "groveConfigCache",
+    "sonnet45MigrationComplete",
+    "opus45MigrationComplete",
+    "opusProMigrationComplete",
+    "thinkingMigrationComplete",
+    "autoUpdates",
+];
+
+pub(super) struct Claude;
+
+impl Agent for Claude {
+    fn name(&self) -> &'static str {
+        "claude"
+    }
+
+    fn credential_host(&self) -> &'static str {
+        ".claude/.credentials.json"
+    }
+
+    fn credential_src(&self) -> &'static str {
+        "claude/credentials.json"
+    }
+
+    fn required(&self) -> &'static [&'static str] {
+        &[".claude.json", ".claude/.credentials.json"]
+    }
+
+    fn configs(&self) -> &'static [ConfigFile] {
+        &[ConfigFile {
+            candidates: &[ConfigCandidate {
+                host: ".claude.json",
+                src: "claude/config.json",
+                target: ".claude.json",
+            }],
+        }]
+    }
+
+    fn clean_config(
+        &self,
+        _candidate: &ConfigCandidate,
+        bytes: &[u8],
+        ctx: &CleanContext<'_>,
+    ) -> Result<Vec<u8>, String> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let Value::Object(mut host) = value else {
+            return Err("expected a JSON object at the top level".into());
+        };
+        let mut cleaned = Map::new();
+        for key in KEPT_KEYS {
+            if let Some(v) = host.remove(*key) {
+                cleaned.insert((*key).to_string(), v);
+            }
+        }
+        let mut projects = Map::new();
+        projects.insert(ctx.container_home.to_string(), container_project());
+        cleaned.insert("projects".into(), Value::Object(projects));
+        let mut out =
+            serde_json::to_vec_pretty(&Value::Object(cleaned)).map_err(|e| e.to_string())?;
+        out.push(b'\n');
+        Ok(out)
+    }
+
+    fn freshness(&self, credential: &Value) -> Freshness {
+        Freshness::expiring(
+            credential
+                .pointer("/claudeAiOauth/expiresAt")
+                .and_then(expiry::from_millis),
+        )
+    }
+}
+
+/// The one project the container knows: its home, trusted, with nothing allowed.
+fn container_project() -> Value {
+    json!({
+        "allowedTools": [],
+        "mcpContextUris": [],
+        "mcpServers": {},
+        "enabledMcpjsonServers": [],
+        "disabledMcpjsonServers": [],
+        "hasTrustDialogAccepted": true,
+        "projectOnboardingSeenCount": 1,
+        "hasCompletedProjectOnboarding": true,
+        "hasClaudeMdExternalIncludesApproved": false,
+        "hasClaudeMdExternalIncludesWarningShown": false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(input: &str) -> Value {
+        let ctx = CleanContext {
+            container_home: "/home/playground",
+        };
+        let cand = &Claude.configs()[0].candidates[0];
+        serde_json::from_slice(&Claude.clean_config(cand, input.as_bytes(), &ctx).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn keeps_account_keys_and_drops_the_rest() {
+        let out = clean(
+            r#"{"oauthAccount":{"emailAddress":"a@b"},"numStartups":3,"autoUpdates":false,
+                "mcpServers":{"x":{}},"tipsHistory":{},"cachedChangelog":"long"}"#,
+        );
+        let keys: Vec<_> = out.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["oauthAccount", "numStartups", "autoUpdates", "projects"]
+        );
+        assert_eq!(out["oauthAccount"]["emailAddress"], "a@b");
+    }
+
+    #[test]
+    fn replaces_host_projects_by_the_container_home() {
+        let out = clean(
+            r#"{"projects":{"/home/dev/secret":{"allowedTools":["Bash"],"mcpServers":{"s":{}}},
+                "/srv/other":{}}}"#,
+        );
+        let projects = out["projects"].as_object().unwrap();
+        assert_eq!(projects.keys().collect::<Vec<_>>(), ["/home/playground"]);
+        let p = &projects["/home/playground"];
+        assert_eq!(p["allowedTools"], json!([]));
+        assert_eq!(p["mcpServers"], json!({}));
+        assert_eq!(p["hasCompletedProjectOnboarding"], json!(true));
+        let text = out.to_string();
+        assert!(!text.contains("/home/dev/secret") && !text.contains("/srv/other"));
+    }
+
+    #[test]
+    fn rejects_non_objects_and_bad_json() {
+        let ctx = CleanContext {
+            container_home: "/h",
+        };
+        let cand = &Claude.configs()[0].candidates[0];
+        assert!(Claude.clean_config(cand, b"[1]", &ctx).is_err());
+        let err = Claude.clean_config(cand, b"{\"a\": ", &ctx).unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn expiry_from_expires_at_millis() {
+        let f = Claude.freshness(&json!({"claudeAiOauth": {"expiresAt": 1_700_000_000_000_i64}}));
+        assert_eq!(f.expires_at.unwrap().as_second(), 1_700_000_000);
+        assert_eq!(Claude.freshness(&json!({})).expires_at, None);
+    }
+}

@@ -1,0 +1,127 @@
+//! The container bundle `setup` writes next to the manifest: the setup script
+//! and, when available, a static `caw` the container can run.
+
+use std::path::Path;
+
+use crate::manifest::Manifest;
+
+/// File name of the container setup script inside the auth dir.
+pub const SETUP_SCRIPT: &str = "setup-container.sh";
+/// Path of the bundled binary inside the auth dir.
+pub const BUNDLED_BINARY: &str = "bin/caw";
+/// Environment variable naming a static `caw` to bundle instead of the running one.
+pub const STATIC_BINARY_ENV: &str = "CAW_STATIC_BINARY";
+
+const TEMPLATE: &str = include_str!("bundle/setup-container.sh");
+const FILES_MARKER: &str = "@CAW_FILES@";
+
+/// The setup script for `manifest`, with its file list baked in so the shell
+/// side needs no JSON parser.
+///
+/// Each line of the list is `agent TAB src TAB container_target TAB strategy
+/// TAB mode`; manifest paths were validated (relative, normalised), and any
+/// that holds a tab or newline is left out of the script rather than
+/// corrupting it.
+pub fn setup_script(manifest: &Manifest) -> String {
+    let mut files = String::new();
+    for (agent, f) in manifest.files() {
+        let fields = [
+            agent,
+            &f.src,
+            &f.container_target,
+            &f.strategy.to_string(),
+            f.mode.as_str(),
+        ];
+        if fields.iter().any(|s| s.contains(['\t', '\n', '\r'])) {
+            log::warn!("`{}` cannot be listed in {SETUP_SCRIPT}; skipped", f.src);
+            continue;
+        }
+        files.push_str(&fields.join("\t"));
+        files.push('\n');
+    }
+    TEMPLATE.replacen(FILES_MARKER, files.trim_end_matches('\n'), 1)
+}
+
+/// True when `path` is an x86-64 or aarch64 Linux ELF executable with no
+/// program interpreter, i.e. a static build that runs in a `FROM scratch` image.
+pub fn is_static_linux_executable(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    elf_is_static(&bytes)
+}
+
+fn elf_is_static(b: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    const PT_DYNAMIC: u32 = 2;
+    // 64-bit, little-endian ELF only: the machines caw's containers run on.
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let e_type = u16_at(16);
+    let machine = u16_at(18);
+    // ET_EXEC, or ET_DYN for static-pie; x86-64 (62) or aarch64 (183).
+    if !(e_type == 2 || e_type == 3) || !(machine == 62 || machine == 183) {
+        return false;
+    }
+    let phoff = u64_at(32) as usize;
+    let phentsize = u16_at(54) as usize;
+    let phnum = u16_at(56) as usize;
+    if phentsize < 4 || phoff.saturating_add(phentsize * phnum) > b.len() {
+        return false;
+    }
+    let mut dynamic = false;
+    for i in 0..phnum {
+        match u32_at(phoff + i * phentsize) {
+            PT_INTERP => return false,
+            PT_DYNAMIC => dynamic = true,
+            _ => {}
+        }
+    }
+    // A static-pie has PT_DYNAMIC but no interpreter; a plain ET_DYN library
+    // without an interpreter is not something we can exec, but it would not
+    // be the running binary either.
+    e_type == 2 || dynamic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_elf_and_truncated_files_are_not_static() {
+        assert!(!elf_is_static(b"#!/bin/sh\n"));
+        assert!(!elf_is_static(b"\x7fELF\x02\x01"));
+    }
+
+    #[test]
+    fn dynamic_system_binary_is_not_static() {
+        // /bin/sh on the test machine is dynamically linked.
+        let sh = Path::new("/bin/sh");
+        if sh.exists() && !is_static_linux_executable(Path::new("/bin/busybox")) {
+            assert!(!is_static_linux_executable(sh));
+        }
+    }
+
+    #[test]
+    fn busybox_static_is_static_when_installed() {
+        let bb = Path::new("/bin/busybox");
+        if bb.exists() {
+            // Debian's busybox-static installs /bin/busybox without an interpreter.
+            let out = std::process::Command::new("file")
+                .arg("-L")
+                .arg(bb)
+                .output();
+            if let Ok(out) = out {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert_eq!(
+                    is_static_linux_executable(bb),
+                    text.contains("statically linked")
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! File writes with explicit modes: every credential and auth-dir file goes through here.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+/// Owner to give a file, as numeric ids (`None` keeps the writer's).
+pub type Owner = Option<(u32, u32)>;
+
+/// Replace `path` by a file holding `bytes`, atomically.
+///
+/// The bytes go to a temp file in the same directory whose mode (and owner,
+/// when given) is set through the open handle before anything is written, so
+/// umask never applies and no reader ever sees a partial file or a wider mode.
+/// The temp file is then renamed over `path`; if `path` is a symlink, the
+/// link itself is replaced and its target is left alone.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, owner: Owner) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.caw-"))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| with_path(e, dir))?;
+    let file = tmp.as_file_mut();
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| with_path(e, path))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&*file, Some(uid), Some(gid)).map_err(|e| with_path(e, path))?;
+    }
+    file.write_all(bytes).map_err(|e| with_path(e, path))?;
+    file.sync_all().map_err(|e| with_path(e, path))?;
+    tmp.persist(path).map_err(|e| with_path(e.error, path))?;
+    Ok(())
+}
+
+/// Create a new file (it must not exist) with `bytes` and exactly `mode`.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| with_path(e, path))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| with_path(e, path))?;
+    file.write_all(bytes).map_err(|e| with_path(e, path))?;
+    file.sync_all().map_err(|e| with_path(e, path))?;
+    Ok(())
+}
+
+/// Create `path` and any missing parents, each new one with exactly `mode`.
+///
+/// Directories that already exist keep their mode.
+pub fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .collect();
+    for dir in missing.into_iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => set_mode(dir, mode)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => return Err(with_path(e, dir)),
+        }
+    }
+    Ok(())
+}
+
+/// Set `path`'s mode exactly, whatever the umask did.
+pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| with_path(e, path))
+}
+
+/// Swap two existing paths in one step (Linux `renameat2(RENAME_EXCHANGE)`).
+///
+/// Returns `Ok(false)` where the kernel or file system cannot do it, so the
+/// caller can fall back to two renames.
+pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt as _;
+        let ca = CString::new(a.as_os_str().as_bytes())?;
+        let cb = CString::new(b.as_os_str().as_bytes())?;
+        // SAFETY: both pointers are valid NUL-terminated strings for the call's duration.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ca.as_ptr(),
+                libc::AT_FDCWD,
+                cb.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP) => Ok(false),
+            _ => Err(with_path(err, a)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
+/// Attach the path to an error from a std call, the way `fs-err` does.
+pub(crate) fn with_path(err: std::io::Error, path: &Path) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("{err} (path: `{}`)", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt as _;
+
+    #[test]
+    fn write_atomic_sets_mode_despite_umask_and_replaces_the_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cred.json");
+        std::fs::write(&path, "old").unwrap();
+        let before = std::fs::metadata(&path).unwrap().ino();
+        write_atomic(&path, b"new", 0o600, None).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_ne!(meta.ino(), before);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        write_atomic(&path, b"wide", 0o644, None).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_symlink_without_touching_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "precious").unwrap();
+        let link = dir.path().join("cred.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"{}", 0o600, None).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn write_new_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_new(&path, b"a", 0o644).unwrap();
+        let err = write_new(&path, b"b", 0o644).unwrap_err();
+        assert!(err.to_string().contains("path: `"), "{err}");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn exchange_swaps_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(a.join("x"), "").unwrap();
+        if exchange(&a, &b).unwrap() {
+            assert!(b.join("x").exists() && !a.join("x").exists());
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The logic of `caw auth`: carry coding agents' logins into Docker containers
+//! without the container's token refresh logging the host out.
+//!
+//! On the host, [`setup()`] snapshots each agent's credential and cleaned
+//! configs into an *auth dir* with a [`Manifest`]; [`get_docker_flags`] prints
+//! the `docker run` mounts that bind each host credential file into the
+//! container; [`get_status`] reports what is managed and when tokens expire;
+//! [`teardown()`] removes the auth dir. Host files are only ever read.
+//!
+//! ```no_run
+//! use caw_auth::{setup, SetupOptions, get_docker_flags};
+//!
+//! let report = setup(&SetupOptions {
+//!     agents: vec!["claude".into(), "codex".into()],
+//!     ..SetupOptions::default()
+//! })?;
+//! println!("docker run {} image", get_docker_flags(Some(&report.auth_dir))?);
+//! # Ok::<(), caw_auth::Error>(())
+//! ```
+
+pub mod agents;
+pub mod bundle;
+mod docker_flags;
+mod error;
+pub mod expiry;
+pub mod fs;
+pub mod manifest;
+pub mod paths;
+mod setup;
+mod status;
+mod teardown;
+
+pub use docker_flags::{docker_mounts, format_mounts, get_docker_flags, FlagFormat, Mount};
+pub use error::{Error, Result};
+pub use manifest::{FileType, Manifest, ManifestFile, Mode, Strategy};
+pub use paths::default_auth_dir;
+pub use setup::{setup, SetupOptions, SetupReport};
+pub use status::{get_status, get_status_at, AuthFileStatus, Source};
+pub use teardown::{find_legacy_symlinks, teardown, TeardownOptions, TeardownOutcome};
