@@ -1,1 +1,68 @@
-fn main() {}
+//! `caw`: the command line over `caw-auth` (host side) and `caw-guard` (container side).
+//!
+//! This file only parses arguments, installs the stderr logger and turns
+//! errors into `error:` / `hint:` lines and exit codes; each subcommand lives
+//! in `commands/`.
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "caw",
+    version,
+    about = "Run coding agents in Docker with the host's logins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Credential snapshots, docker flags and the container-side guard.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Snapshot credentials and cleaned configs into the auth dir.
+    Setup(commands::setup::Args),
+    /// Show managed files and token expiry.
+    Status(commands::status::Args),
+    /// Print the `docker run` mount flags.
+    DockerFlags(commands::docker_flags::Args),
+    /// Remove the auth dir (host files are never touched).
+    Teardown(commands::teardown::Args),
+    /// Container side: copy files into the agent's home and start the guard (run as root).
+    ContainerSetup(commands::container::SetupArgs),
+    /// Container side: keep credential pairs in sync until stopped.
+    Guard(commands::container::GuardArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logger();
+    let result = match cli.command {
+        Command::Auth(cmd) => match cmd {
+            AuthCommand::Setup(args) => commands::setup::run(args),
+            AuthCommand::Status(args) => commands::status::run(args),
+            AuthCommand::DockerFlags(args) => commands::docker_flags::run(args),
+            AuthCommand::Teardown(args) => commands::teardown::run(args),
+            AuthCommand::ContainerSetup(args) => commands::container::setup(args),
+            AuthCommand::Guard(args) => commands::container::guard(args),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! One module per subcommand: each takes its parsed arguments and returns an exit code.
+
+pub mod container;
+pub mod docker_flags;
+pub mod setup;
+pub mod status;
+pub mod teardown;
+
+/// `--agents claude codex`, `-a claude -a codex` and `--agents claude,codex` all collect here.
+#[derive(clap::Args, Debug, Default)]
+pub struct AgentsArg {
+    /// Agents to include: claude, codex, opencode, gemini, qwen, or all (default).
+    #[arg(short, long = "agents", value_name = "NAME", num_args = 1.., value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub agents: Vec<String>,
+}
+
+/// `--auth-dir`, defaulting to `$CAW_AUTH_DIR`, else `~/.caw/auth`.
+#[derive(clap::Args, Debug, Default)]
+pub struct AuthDirArg {
+    /// The auth dir [default: $CAW_AUTH_DIR, else ~/.caw/auth]
+    #[arg(long, value_name = "DIR")]
+    pub auth_dir: Option<std::path::PathBuf>,
+}

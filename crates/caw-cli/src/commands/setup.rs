@@ -1,0 +1,42 @@
+//! `caw auth setup`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::{AgentsArg, AuthDirArg};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    agents: AgentsArg,
+    /// Home to read credentials from [default: $HOME]
+    #[arg(long, value_name = "DIR")]
+    source_home: Option<PathBuf>,
+    #[command(flatten)]
+    auth_dir: AuthDirArg,
+    /// The agent user's home in the container
+    #[arg(long, value_name = "PATH", default_value = caw_auth::manifest::DEFAULT_CONTAINER_HOME)]
+    container_home: String,
+    /// Where the auth dir is mounted in the container
+    #[arg(long, value_name = "PATH", default_value = caw_auth::manifest::DEFAULT_MOUNT_POINT)]
+    mount_point: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let report = caw_auth::setup(&caw_auth::SetupOptions {
+        agents: args.agents.agents,
+        source_home: args.source_home,
+        auth_dir: args.auth_dir.auth_dir,
+        container_home: Some(args.container_home),
+        mount_point: Some(args.mount_point),
+        bundle_binary: None,
+    })?;
+    if !report.bundled_binary {
+        log::info!(
+            "no static caw bundled: containers will use the shell guard (see README, \"Static build\")"
+        );
+    }
+    log::info!("next: docker run $(caw auth docker-flags) …");
+    println!("{}", report.auth_dir.display());
+    Ok(ExitCode::SUCCESS)
+}
