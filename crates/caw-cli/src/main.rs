@@ -62,7 +62,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             output::print_error(&err);
-            ExitCode::FAILURE
+            exit_code(&err)
         }
+    }
+}
+
+/// 2 for what is a mistake in the command line (an unknown agent, a bad
+/// option value), 1 for everything else.
+fn exit_code(err: &anyhow::Error) -> ExitCode {
+    match err.downcast_ref::<caw_auth::Error>() {
+        Some(caw_auth::Error::UnknownAgent { .. } | caw_auth::Error::InvalidOption { .. }) => {
+            ExitCode::from(2)
+        }
+        _ => ExitCode::FAILURE,
     }
 }

@@ -1,0 +1,7 @@
+//! The `caw` binary, run on temp homes built like real ones.
+
+mod docker_flags;
+mod setup;
+mod status;
+mod teardown;
+mod util;

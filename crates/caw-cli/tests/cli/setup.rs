@@ -1,0 +1,315 @@
+//! `caw auth setup`.
+
+use crate::util::*;
+
+#[test]
+fn writes_the_manifest_and_modes_for_all_agents() {
+    let env = TestEnv::full();
+    let out = env.setup();
+    assert_eq!(stdout(&out).trim(), env.auth.display().to_string());
+
+    let manifest = std::fs::read_to_string(env.auth.join("manifest.json")).unwrap();
+    env.settings().bind(|| insta::assert_snapshot!(manifest));
+
+    assert_eq!(mode(&env.auth), 0o700);
+    assert_eq!(mode(&env.auth.join("setup-container.sh")), 0o755);
+    for cred in [
+        "claude/credentials.json",
+        "codex/auth.json",
+        "opencode/auth.json",
+        "gemini/oauth_creds.json",
+        "qwen/oauth_creds.json",
+    ] {
+        assert_eq!(mode(&env.auth.join(cred)), 0o600, "{cred}");
+    }
+    for cfg in [
+        "claude/config.json",
+        "codex/config.toml",
+        "opencode/opencode.json",
+        "gemini/settings.json",
+    ] {
+        assert_eq!(mode(&env.auth.join(cfg)), 0o644, "{cfg}");
+    }
+    // Credential snapshots are byte copies of the host files.
+    assert_eq!(
+        std::fs::read(env.auth.join("codex/auth.json")).unwrap(),
+        std::fs::read(env.home.join(".codex/auth.json")).unwrap()
+    );
+}
+
+#[test]
+fn progress_goes_to_stderr_and_names_each_agent() {
+    let env = TestEnv::full();
+    let out = env.setup();
+    env.settings()
+        .bind(|| insta::assert_snapshot!(stderr(&out)));
+}
+
+#[test]
+fn host_files_keep_bytes_mode_mtime_and_inode() {
+    let env = TestEnv::full();
+    let before = tree_state(&env.home);
+    env.setup();
+    env.setup();
+    assert_eq!(before, tree_state(&env.home));
+}
+
+#[test]
+fn no_host_project_path_survives_cleaning() {
+    let env = TestEnv::full();
+    env.setup();
+    for (path, (bytes, ..)) in tree_state(&env.auth) {
+        if path.ends_with("manifest.json") || path.ends_with("setup-container.sh") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("/home/dev"),
+            "{} keeps a host path",
+            path.display()
+        );
+        assert!(
+            !text.contains("hunter2"),
+            "{} keeps an MCP secret",
+            path.display()
+        );
+    }
+    let claude: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("claude/config.json")).unwrap())
+            .unwrap();
+    insta::assert_json_snapshot!(claude);
+    let codex = std::fs::read_to_string(env.auth.join("codex/config.toml")).unwrap();
+    insta::assert_snapshot!(codex);
+    codex
+        .parse::<toml_edit::DocumentMut>()
+        .expect("cleaned config.toml parses");
+}
+
+#[test]
+fn three_spellings_of_agents_select_the_same() {
+    let env = TestEnv::full();
+    let mut manifests = Vec::new();
+    for args in [
+        &["setup", "--agents", "claude", "codex"][..],
+        &["setup", "-a", "claude", "-a", "codex"],
+        &["setup", "--agents", "codex,claude"],
+    ] {
+        let out = env.auth(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap())
+                .unwrap();
+        manifests.push(m["agents"].clone());
+    }
+    assert_eq!(
+        manifests[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["claude", "codex"]
+    );
+    assert!(manifests.iter().all(|m| *m == manifests[0]));
+}
+
+#[test]
+fn unknown_agent_is_a_usage_error_listing_known_ones() {
+    let env = TestEnv::full();
+    let out = env.auth(&["setup", "--agents", "claude,cursor"]);
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!(stderr(&out));
+    assert!(!env.auth.exists());
+}
+
+#[test]
+fn missing_agents_are_skipped_with_a_warning() {
+    let env = TestEnv::empty();
+    env.claude(ms_from_now(3600));
+    env.write(".codex/config.toml", "model = \"x\"\n", 0o644);
+    let out = env.setup();
+    let err = stderr(&out);
+    assert!(err.contains("warning: skipping codex: missing"), "{err}");
+    assert!(
+        err.contains(&format!("`{}/.codex/auth.json`", env.home.display())),
+        "{err}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        m["agents"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["claude"]
+    );
+}
+
+#[test]
+fn no_usable_agent_names_what_is_missing_and_writes_nothing() {
+    let env = TestEnv::empty();
+    env.write(".claude.json", "{}", 0o644);
+    let out = env.auth(&["setup"]);
+    assert_eq!(out.status.code(), Some(1));
+    env.settings()
+        .bind(|| insta::assert_snapshot!(stderr(&out)));
+    assert!(!env.auth.exists());
+    assert!(stdout(&out).is_empty());
+}
+
+/// Any failure leaves the previous auth dir byte-identical.
+#[test]
+fn failures_leave_the_previous_auth_dir_untouched() {
+    let breakages: &[(&str, &str, &str)] = &[
+        (
+            ".codex/auth.json",
+            "{\"tokens\": {\"refresh_token\": \"codex-SECRET-REFRESH\"",
+            "cannot parse",
+        ),
+        (
+            ".codex/config.toml",
+            "model = \"gpt-5\"\n[projects.\"/x\"\ntrust_level = 1\n",
+            "cannot parse",
+        ),
+        (".claude.json", "[1, 2, 3]", "cannot parse"),
+        (".gemini/oauth_creds.json", "[]", "expected a JSON object"),
+        (".gemini/settings.json", "{,}", "cannot parse"),
+    ];
+    for (rel, text, expected) in breakages {
+        let env = TestEnv::full();
+        env.setup();
+        let before = tree_state(&env.auth);
+        let home_before = {
+            env.write(rel, text, 0o600);
+            tree_state(&env.home)
+        };
+        let out = env.auth(&["setup"]);
+        assert_eq!(out.status.code(), Some(1), "{rel}");
+        let err = stderr(&out);
+        assert!(err.contains(expected) && err.contains(rel), "{rel}: {err}");
+        assert!(err.contains("hint:"), "{err}");
+        assert_eq!(before, tree_state(&env.auth), "{rel} changed the auth dir");
+        assert_eq!(home_before, tree_state(&env.home), "{rel} changed the home");
+        let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "temp dirs left behind: {leftovers:?}");
+    }
+}
+
+#[test]
+fn refuses_to_replace_a_directory_that_is_not_an_auth_dir() {
+    let env = TestEnv::full();
+    std::fs::create_dir(&env.auth).unwrap();
+    std::fs::write(env.auth.join("thesis.tex"), "precious").unwrap();
+    let out = env.auth(&["setup"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("is not a caw auth dir"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.auth.join("thesis.tex")).unwrap(),
+        "precious"
+    );
+}
+
+#[test]
+fn rerun_replaces_the_auth_dir_in_place() {
+    let env = TestEnv::full();
+    env.setup();
+    std::fs::remove_file(env.home.join(".qwen/oauth_creds.json")).unwrap();
+    env.setup();
+    assert!(!env.auth.join("qwen").exists());
+    assert!(env.auth.join("claude/credentials.json").exists());
+}
+
+#[test]
+fn container_home_and_mount_point_are_recorded_and_used() {
+    let env = TestEnv::full();
+    let out = env.auth(&[
+        "setup",
+        "-a",
+        "claude,codex",
+        "--container-home",
+        "/home/agent/",
+        "--mount-point",
+        "/run/caw",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["container_home"], "/home/agent");
+    assert_eq!(m["mount_point"], "/run/caw");
+    let claude = std::fs::read_to_string(env.auth.join("claude/config.json")).unwrap();
+    assert!(claude.contains("\"/home/agent\""), "{claude}");
+    let codex = std::fs::read_to_string(env.auth.join("codex/config.toml")).unwrap();
+    assert!(codex.contains("[projects.\"/home/agent\"]"), "{codex}");
+
+    let out = env.auth(&["setup", "--container-home", "home/agent"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid --container-home `home/agent`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn defaults_come_from_home_and_caw_auth_dir() {
+    let env = TestEnv::full();
+    // No --auth-dir: $HOME/.caw/auth, and $HOME is the source home.
+    let out = env
+        .caw()
+        .args(["auth", "setup", "-a", "gemini"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let default_dir = env.home.join(".caw/auth");
+    assert_eq!(stdout(&out).trim(), default_dir.display().to_string());
+    assert!(default_dir.join("gemini/oauth_creds.json").exists());
+
+    // CAW_AUTH_DIR with a leading `~`.
+    let out = env
+        .caw()
+        .env("CAW_AUTH_DIR", "~/elsewhere")
+        .args(["auth", "setup", "-a", "gemini"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(env.home.join("elsewhere/manifest.json").exists());
+
+    // --source-home reads another home.
+    let other = TestEnv::full();
+    let out = env
+        .caw()
+        .args(["auth", "setup", "-a", "qwen", "--auth-dir"])
+        .arg(&env.auth)
+        .arg("--source-home")
+        .arg(&other.home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["host_home"], other.home.display().to_string());
+}
+
+#[test]
+fn setup_script_lists_every_file_and_is_posix_sh() {
+    let env = TestEnv::full();
+    env.setup();
+    let script = std::fs::read_to_string(env.auth.join("setup-container.sh")).unwrap();
+    assert!(script.starts_with("#!/bin/sh\n"));
+    assert!(
+        script.contains("claude\tclaude/credentials.json\t.claude/.credentials.json\tbind\t0600")
+    );
+    assert!(script.contains("codex\tcodex/config.toml\t.codex/config.toml\tcopy\t0644"));
+    assert!(!script.contains("@CAW_FILES@"));
+    let check = std::process::Command::new("sh")
+        .arg("-n")
+        .arg(env.auth.join("setup-container.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Nothing the script holds is a secret.
+    for secret in SECRETS {
+        assert!(!script.contains(secret));
+    }
+}

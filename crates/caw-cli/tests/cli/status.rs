@@ -1,0 +1,101 @@
+//! `caw auth status`.
+
+use crate::util::*;
+
+#[test]
+fn table_shows_each_file_and_token_expiry() {
+    let env = TestEnv::full();
+    env.setup();
+    let out = env.auth(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Column widths follow the temp paths' lengths; compare the cells, not the padding.
+    let mut settings = env.settings();
+    settings.add_filter(" {2,}", "  ");
+    settings.bind(|| insta::assert_snapshot!(stdout(&out)));
+}
+
+#[test]
+fn json_rows_carry_the_documented_fields() {
+    let env = TestEnv::full();
+    env.setup();
+    let out = env.auth(&["status", "--json", "-a", "claude,qwen"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    env.settings().bind(|| insta::assert_json_snapshot!(rows));
+}
+
+#[test]
+fn freshness_is_read_from_the_host_file_not_the_snapshot() {
+    let env = TestEnv::full();
+    env.setup();
+    // The host refreshes after setup; the staged snapshot is now stale.
+    env.gemini(ms_from_now(5 * 3600 + 600));
+    let out = env.auth(&["status", "--json", "--agents", "gemini"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["token_expiry"], "valid (5h 10m remaining)");
+
+    // The host credential disappears: the row says missing, with no expiry.
+    std::fs::remove_file(env.home.join(".gemini/oauth_creds.json")).unwrap();
+    let out = env.auth(&["status", "--json", "--agents", "gemini"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["exists"], false);
+    assert_eq!(rows[0]["token_expiry"], serde_json::Value::Null);
+    assert!(rows[0]["source"].as_str().unwrap().starts_with("missing "));
+}
+
+#[test]
+fn codex_api_key_only_has_no_expiry() {
+    let env = TestEnv::empty();
+    env.write(
+        ".codex/auth.json",
+        r#"{"OPENAI_API_KEY":"sk-SECRET-API-KEY","tokens":null}"#,
+        0o600,
+    );
+    env.setup();
+    let out = env.auth(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["token_expiry"], serde_json::Value::Null);
+}
+
+#[test]
+fn without_a_manifest_it_says_to_run_setup() {
+    let env = TestEnv::empty();
+    let out = env.auth(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    env.settings()
+        .bind(|| insta::assert_snapshot!(stderr(&out)));
+}
+
+#[test]
+fn an_invalid_manifest_is_named_by_field() {
+    let env = TestEnv::full();
+    env.setup();
+    let path = env.auth.join("manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen(
+            "\"src\": \"claude/credentials.json\"",
+            "\"src\": \"../../etc/shadow\"",
+            1,
+        ),
+    )
+    .unwrap();
+    for cmd in ["status", "docker-flags"] {
+        let out = env.auth(&[cmd]);
+        assert_eq!(out.status.code(), Some(1));
+        let mut settings = env.settings();
+        settings.set_snapshot_suffix(cmd);
+        settings.bind(|| insta::assert_snapshot!(stderr(&out)));
+    }
+}
+
+#[test]
+fn unknown_agent_filter_is_rejected() {
+    let env = TestEnv::full();
+    env.setup();
+    let out = env.auth(&["status", "-a", "cursor"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Unknown agent `cursor`"));
+}

@@ -1,0 +1,294 @@
+//! A temp host home built like a real one, a temp auth dir, and a way to run `caw` on them.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use base64::Engine as _;
+
+/// Token strings planted in every credential; none may ever be printed.
+pub const SECRETS: &[&str] = &[
+    "sk-ant-oat01-SECRET-ACCESS",
+    "sk-ant-ort01-SECRET-REFRESH",
+    "codex-SECRET-REFRESH",
+    "ya29.SECRET-GEMINI",
+    "qwen-SECRET-ACCESS",
+    "opencode-SECRET-REFRESH",
+    "sk-SECRET-API-KEY",
+];
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub auth: PathBuf,
+}
+
+/// Milliseconds since the epoch, `offset_secs` from now.
+pub fn ms_from_now(offset_secs: i64) -> i64 {
+    (jiff::Timestamp::now().as_second() + offset_secs) * 1000
+}
+
+pub fn jwt(exp: i64) -> String {
+    let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        e(r#"{"alg":"RS256","typ":"JWT"}"#),
+        e(&format!(
+            r#"{{"exp":{exp},"sub":"user-123","email":"dev@example.com"}}"#
+        ))
+    )
+}
+
+impl TestEnv {
+    /// An empty home and no auth dir yet.
+    pub fn empty() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("caw-test-")
+            .tempdir()
+            .unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let auth = dir.path().join("auth");
+        TestEnv { dir, home, auth }
+    }
+
+    /// A home with all five agents logged in, expiries relative to now.
+    pub fn full() -> TestEnv {
+        let env = TestEnv::empty();
+        env.claude(ms_from_now(3 * 3600 + 5 * 60 + 30));
+        env.codex(jiff::Timestamp::now().as_second() + 2 * 86400 + 4 * 3600 + 1800);
+        env.opencode();
+        env.gemini(ms_from_now(17 * 60 + 30));
+        env.qwen(ms_from_now(-(2 * 86400 + 4 * 3600 + 1800)));
+        env
+    }
+
+    pub fn write(&self, rel: &str, text: &str, mode: u32) {
+        let path = self.home.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+    }
+
+    /// `.claude.json` with 50 host projects and MCP servers, plus the credential.
+    pub fn claude(&self, expires_ms: i64) {
+        let mut projects = serde_json::Map::new();
+        for i in 0..50 {
+            projects.insert(
+                format!("/home/dev/src/project-{i}"),
+                serde_json::json!({
+                    "allowedTools": ["Bash(git:*)", "Edit"],
+                    "mcpServers": {"db": {"command": "pg-mcp", "env": {"PGPASSWORD": "hunter2"}}},
+                    "hasTrustDialogAccepted": true,
+                    "history": [{"display": "fix the bug in /home/dev/src/project-{i}"}]
+                }),
+            );
+        }
+        let config = serde_json::json!({
+            "numStartups": 312,
+            "installMethod": "native",
+            "autoUpdates": true,
+            "tipsHistory": {"shift-enter": 3},
+            "userID": "f00dfeed",
+            "hasCompletedOnboarding": true,
+            "oauthAccount": {"emailAddress": "dev@example.com", "organizationUuid": "org-1"},
+            "mcpServers": {"fs": {"command": "npx", "args": ["fs-mcp", "/home/dev"]}},
+            "projects": projects,
+            "cachedChangelog": "# Changelog\n..."
+        });
+        self.write(
+            ".claude.json",
+            &serde_json::to_string_pretty(&config).unwrap(),
+            0o644,
+        );
+        self.write(
+            ".claude/.credentials.json",
+            &format!(
+                r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-SECRET-ACCESS","refreshToken":"sk-ant-ort01-SECRET-REFRESH","expiresAt":{expires_ms},"scopes":["user:inference"],"subscriptionType":"max"}}}}"#
+            ),
+            0o600,
+        );
+    }
+
+    pub fn codex(&self, exp_secs: i64) {
+        let token = jwt(exp_secs);
+        self.write(
+            ".codex/auth.json",
+            &format!(
+                r#"{{"OPENAI_API_KEY":null,"tokens":{{"id_token":"{token}","access_token":"{token}","refresh_token":"codex-SECRET-REFRESH","account_id":"acct"}},"last_refresh":"2026-01-01T00:00:00Z"}}"#
+            ),
+            0o600,
+        );
+        self.write(
+            ".codex/config.toml",
+            "# codex settings\nmodel = \"gpt-5-codex\" # the default\n\n\
+             [projects.\"/home/dev/src/project-1\"]\ntrust_level = \"trusted\"\n\n\
+             # servers\n[mcp_servers.docs]\ncommand = \"npx\"\nargs = [\"docs-mcp\"]\n\n\
+             [projects.\"/home/dev/src/project-2\"]\ntrust_level = \"untrusted\"\n\n\
+             [project_trust.\"/home/dev/old\"]\ntrust_mode = \"full\"\n",
+            0o644,
+        );
+    }
+
+    pub fn opencode(&self) {
+        self.write(
+            ".local/share/opencode/auth.json",
+            &format!(
+                r#"{{"anthropic":{{"type":"oauth","refresh":"opencode-SECRET-REFRESH","access":"x","expires":{}}},"openai":{{"type":"api","key":"sk-SECRET-API-KEY"}}}}"#,
+                ms_from_now(40 * 86400 + 2 * 3600 + 1800)
+            ),
+            0o600,
+        );
+        self.write(
+            ".config/opencode/opencode.json",
+            r#"{"$schema":"https://opencode.ai/config.json","theme":"dark"}"#,
+            0o644,
+        );
+    }
+
+    pub fn gemini(&self, expiry_ms: i64) {
+        self.write(
+            ".gemini/oauth_creds.json",
+            &format!(r#"{{"access_token":"ya29.SECRET-GEMINI","refresh_token":"1//x","token_type":"Bearer","expiry_date":{expiry_ms}}}"#),
+            0o600,
+        );
+        self.write(
+            ".gemini/settings.json",
+            r#"{"security":{"auth":{"selectedType":"oauth-personal"}}}"#,
+            0o644,
+        );
+    }
+
+    pub fn qwen(&self, expiry_ms: i64) {
+        self.write(
+            ".qwen/oauth_creds.json",
+            &format!(r#"{{"access_token":"qwen-SECRET-ACCESS","refresh_token":"r","token_type":"Bearer","expiry_date":{expiry_ms}}}"#),
+            0o600,
+        );
+    }
+
+    /// `caw` with HOME pointing at the temp home and no ambient configuration.
+    pub fn caw(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("caw").unwrap();
+        cmd.env("HOME", &self.home)
+            .env_remove("CAW_AUTH_DIR")
+            .env_remove("CAW_STATIC_BINARY")
+            .env_remove("CAW_LOG")
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `caw auth <args> --auth-dir <auth>`.
+    pub fn auth(&self, args: &[&str]) -> Output {
+        let mut cmd = self.caw();
+        cmd.arg("auth").args(args).arg("--auth-dir").arg(&self.auth);
+        let out = cmd.output().unwrap();
+        assert_no_secrets(&out);
+        out
+    }
+
+    pub fn setup(&self) -> Output {
+        let out = self.auth(&["setup"]);
+        assert!(out.status.success(), "setup failed: {}", stderr(&out));
+        out
+    }
+
+    /// Snapshot settings that replace temp paths and times by stable placeholders.
+    pub fn settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        for (pattern, replacement) in self.filters() {
+            settings.add_filter(&pattern, replacement);
+        }
+        settings
+    }
+
+    fn filters(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                regex_escape(&self.auth.display().to_string()),
+                "[AUTH]".into(),
+            ),
+            (
+                regex_escape(&self.home.display().to_string()),
+                "[HOME]".into(),
+            ),
+            (
+                regex_escape(&self.dir.path().display().to_string()),
+                "[TMP]".into(),
+            ),
+            (
+                r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z".into(),
+                "[TIMESTAMP]".into(),
+            ),
+            (r"\b\d+s ago\b".into(), "[AGE]".into()),
+        ]
+    }
+}
+
+pub fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn assert_no_secrets(out: &Output) {
+    for secret in SECRETS {
+        for (name, text) in [("stdout", stdout(out)), ("stderr", stderr(out))] {
+            assert!(!text.contains(secret), "{name} leaks a secret: {text}");
+        }
+    }
+}
+
+/// Everything observable about a tree: per path, its bytes, mode, mtime and inode.
+pub fn tree_state(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64, u64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let bytes = if meta.is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            if meta.is_dir() {
+                stack.push(path.clone());
+            }
+            out.insert(
+                path,
+                (
+                    bytes,
+                    meta.mode(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ino(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+pub fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
