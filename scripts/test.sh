@@ -30,6 +30,10 @@ CAW_E2E_STATIC_BIN=$(scripts/build-static.sh)
 export CAW_E2E_STATIC_BIN
 echo "$CAW_E2E_STATIC_BIN"
 
+step "caw 0.1.9 (the Python implementation) for the interchangeability tests"
+CAW_REFERENCE_BIN=$(scripts/reference-caw.sh)
+export CAW_REFERENCE_BIN
+
 step "Rust tests"
 cargo test --workspace --locked
 

@@ -1,5 +1,6 @@
 //! The `caw` binary, run on temp homes built like real ones.
 
+mod compat;
 mod docker_flags;
 mod setup;
 mod status;
