@@ -87,15 +87,6 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         if missing.is_empty() {
             usable.push(agent);
         } else {
-            log::warn!(
-                "skipping {}: missing {}",
-                agent.name(),
-                missing
-                    .iter()
-                    .map(|m| format!("`{}`", host_home.join(m).display()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
             skipped.push((agent.name().to_string(), missing));
         }
     }
@@ -104,6 +95,16 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
             home: host_home,
             missing: skipped,
         });
+    }
+    for (agent, missing) in &skipped {
+        log::warn!(
+            "skipping {agent}: missing {}",
+            missing
+                .iter()
+                .map(|m| format!("`{}`", host_home.join(m).display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 
     let ctx = CleanContext {
@@ -274,6 +275,45 @@ pub(crate) fn check_replaceable(auth_dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Put the complete tree `new` at `auth_dir`, leaving any previous auth dir at `new`.
+///
+/// A second `setup` may create `auth_dir` between our check and the rename;
+/// the check and swap are then repeated against what it left.
+fn swap_in(new: &Path, auth_dir: &Path, name: &str, mut exists: bool) -> Result<()> {
+    let parent = auth_dir.parent().unwrap_or(Path::new("."));
+    for _ in 0..3 {
+        if exists {
+            if fs::exchange(new, auth_dir)? {
+                return Ok(());
+            }
+            // No RENAME_EXCHANGE here: move the old tree aside, then rename.
+            let old = tempfile::Builder::new()
+                .prefix(&format!(".{name}.old-"))
+                .tempdir_in(parent)
+                .map_err(|e| fs::with_path(e, parent))?;
+            let old_path = old.path().join("auth");
+            fs_err::rename(auth_dir, &old_path)?;
+            if let Err(e) = fs_err::rename(new, auth_dir) {
+                let _ = std::fs::rename(&old_path, auth_dir);
+                return Err(e.into());
+            }
+            return Ok(());
+        }
+        match std::fs::rename(new, auth_dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
+                exists = check_replaceable(auth_dir)?;
+            }
+            Err(e) => return Err(fs::with_path(e, auth_dir).into()),
+        }
+    }
+    Err(fs::with_path(
+        std::io::Error::other("another `caw auth setup` keeps replacing it"),
+        auth_dir,
+    )
+    .into())
+}
+
 fn write_auth_dir(
     auth_dir: &Path,
     manifest: &Manifest,
@@ -325,29 +365,10 @@ fn write_auth_dir(
     )?;
     fs_err::File::open(new)?.sync_all()?;
 
-    if exists {
-        if fs::exchange(new, auth_dir)? {
-            // `tmp` now holds the previous auth dir and is removed on drop.
-            drop(tmp);
-        } else {
-            let old = tempfile::Builder::new()
-                .prefix(&format!(".{name}.old-"))
-                .tempdir_in(parent)
-                .map_err(|e| fs::with_path(e, parent))?;
-            let old_path = old.path().join("auth");
-            fs_err::rename(auth_dir, &old_path)?;
-            if let Err(e) = fs_err::rename(new, auth_dir) {
-                // Put the previous auth dir back before reporting.
-                let _ = std::fs::rename(&old_path, auth_dir);
-                return Err(e.into());
-            }
-            drop(old);
-            let _ = tmp.keep();
-        }
-    } else {
-        fs_err::rename(new, auth_dir)?;
-        let _ = tmp.keep();
-    }
+    swap_in(new, auth_dir, &name, exists)?;
+    // The new tree now lives at `auth_dir`; whatever is left at `tmp` (the
+    // previous auth dir after an exchange) is removed on drop.
+    drop(tmp);
     if let Ok(dir) = std::fs::File::open(parent) {
         let _ = dir.sync_all();
     }

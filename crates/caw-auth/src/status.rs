@@ -78,8 +78,16 @@ pub fn get_status_at(
     now: Timestamp,
 ) -> Result<Vec<AuthFileStatus>> {
     let auth_dir = paths::resolve_auth_dir(auth_dir)?;
-    let manifest = Manifest::load(&auth_dir)?;
-    let wanted = selection(agents, &manifest)?;
+    let manifest = match Manifest::load(&auth_dir) {
+        Ok(m) => m,
+        Err(e @ Error::NoManifest { .. }) => {
+            // A misspelt agent is the more useful thing to report.
+            selection(agents, None)?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let wanted = selection(agents, Some(&manifest))?;
 
     let mut rows = Vec::new();
     for (agent, file) in manifest.files() {
@@ -127,7 +135,7 @@ pub fn get_status_at(
     Ok(rows)
 }
 
-fn selection(agents: &[String], manifest: &Manifest) -> Result<Option<Vec<String>>> {
+fn selection(agents: &[String], manifest: Option<&Manifest>) -> Result<Option<Vec<String>>> {
     let names: Vec<String> = agents
         .iter()
         .flat_map(|n| n.split(','))
@@ -138,7 +146,7 @@ fn selection(agents: &[String], manifest: &Manifest) -> Result<Option<Vec<String
         return Ok(None);
     }
     for name in &names {
-        let listed = manifest.agents.iter().any(|(n, _)| n == name);
+        let listed = manifest.is_some_and(|m| m.agents.iter().any(|(n, _)| n == name));
         if !listed && agents::by_name(name).is_none() {
             return Err(Error::UnknownAgent {
                 name: name.clone(),

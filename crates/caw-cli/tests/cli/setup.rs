@@ -313,3 +313,31 @@ fn setup_script_lists_every_file_and_is_posix_sh() {
         assert!(!script.contains(secret));
     }
 }
+
+/// Two setups racing to create the same auth dir must both end with a complete one.
+#[test]
+fn concurrent_setups_into_a_new_auth_dir_all_succeed() {
+    let env = TestEnv::full();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("caw"));
+            cmd.env("HOME", &env.home)
+                .env_remove("CAW_AUTH_DIR")
+                .args(["auth", "setup", "-a", "claude,gemini", "--auth-dir"])
+                .arg(&env.auth)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(env.auth.join("manifest.json").is_file());
+    let names: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "leftovers: {names:?}");
+}
