@@ -1,0 +1,118 @@
+//! `caw._caw`: the native half of the `caw` Python package.
+//!
+//! Thin on purpose. Each function converts its arguments, calls [`caw_auth`]
+//! with the GIL released and converts the result back; nothing else. The
+//! public API, its defaults and docstrings are in `python/caw/auth/__init__.py`,
+//! the exception classes in `python/caw/auth/_errors.py`. Library errors
+//! become those exceptions in one place, `errors::to_py_err`, and the
+//! library's `log` records go to Python's `logging` under `caw` (`logging.rs`).
+//!
+//! Every option is keyword-only here; the Python layer owns positional order.
+
+mod errors;
+mod logging;
+
+use pyo3::prelude::*;
+
+/// Native functions behind `caw.auth`; use `caw.auth` instead.
+#[pymodule]
+mod _caw {
+    use std::path::PathBuf;
+
+    use pyo3::prelude::*;
+
+    use crate::errors::to_py_err;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::logging::install();
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+
+    /// Write a new auth dir; returns its absolute path.
+    #[pyfunction]
+    #[pyo3(signature = (*, agents, source_home=None, auth_dir=None, container_home=None, mount_point=None))]
+    fn setup(
+        py: Python<'_>,
+        agents: Vec<String>,
+        source_home: Option<PathBuf>,
+        auth_dir: Option<PathBuf>,
+        container_home: Option<String>,
+        mount_point: Option<String>,
+    ) -> PyResult<PathBuf> {
+        let opts = caw_auth::SetupOptions {
+            agents,
+            source_home,
+            auth_dir,
+            container_home,
+            mount_point,
+            ..caw_auth::SetupOptions::default()
+        };
+        let report = py
+            .detach(|| caw_auth::setup(&opts))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(report.auth_dir)
+    }
+
+    /// One `(agent, file, type, strategy, exists, token_expiry)` tuple per managed file.
+    #[pyfunction]
+    #[pyo3(signature = (*, agents, auth_dir=None))]
+    fn get_status(
+        py: Python<'_>,
+        agents: Vec<String>,
+        auth_dir: Option<PathBuf>,
+    ) -> PyResult<Vec<super::StatusRow>> {
+        let rows = py
+            .detach(|| caw_auth::get_status(&agents, auth_dir.as_deref()))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.agent,
+                    r.file,
+                    r.file_type.to_string(),
+                    r.strategy.to_string(),
+                    r.exists,
+                    r.token_expiry,
+                )
+            })
+            .collect())
+    }
+
+    /// The `docker run` `-v` flags for an auth dir, on one line.
+    #[pyfunction]
+    #[pyo3(signature = (*, auth_dir=None))]
+    fn get_docker_flags(py: Python<'_>, auth_dir: Option<PathBuf>) -> PyResult<String> {
+        py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref()))
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Remove an auth dir; returns `("removed" | "missing", path)`.
+    #[pyfunction]
+    #[pyo3(signature = (*, auth_dir=None, force=false))]
+    fn teardown(
+        py: Python<'_>,
+        auth_dir: Option<PathBuf>,
+        force: bool,
+    ) -> PyResult<(&'static str, Option<PathBuf>)> {
+        let opts = caw_auth::TeardownOptions {
+            auth_dir,
+            force,
+            dry_run: false,
+        };
+        let outcome = py
+            .detach(|| caw_auth::teardown(&opts))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(match outcome {
+            caw_auth::TeardownOutcome::Removed(p) => ("removed", Some(p)),
+            caw_auth::TeardownOutcome::Missing(p) => ("missing", Some(p)),
+            caw_auth::TeardownOutcome::WouldRemove(p) => ("would_remove", Some(p)),
+            _ => ("done", None),
+        })
+    }
+}
+
+/// A status row as Python receives it; `caw.auth` turns it into `AuthFileStatus`.
+type StatusRow = (String, String, String, String, bool, Option<String>);

@@ -1,0 +1,41 @@
+"""Native functions behind :mod:`caw.auth` (built from crates/caw-python).
+
+Private: use :mod:`caw.auth`. Every option is keyword-only; ``None`` means the
+library default, read from the environment at call time. Failures raise the
+exceptions in :mod:`caw.auth` (see ``caw/auth/_errors.py``).
+"""
+
+from os import PathLike
+from pathlib import Path
+from typing import Literal, Optional, Sequence, Tuple, Union
+
+_Path = Union[str, "PathLike[str]"]
+
+__version__: str
+
+def setup(
+    *,
+    agents: Sequence[str],
+    source_home: Optional[_Path] = None,
+    auth_dir: Optional[_Path] = None,
+    container_home: Optional[str] = None,
+    mount_point: Optional[str] = None,
+) -> Path:
+    """Write a new auth dir; returns its absolute path."""
+
+def get_status(
+    *,
+    agents: Sequence[str],
+    auth_dir: Optional[_Path] = None,
+) -> list[Tuple[str, str, str, str, bool, Optional[str]]]:
+    """One ``(agent, file, type, strategy, exists, token_expiry)`` tuple per managed file."""
+
+def get_docker_flags(*, auth_dir: Optional[_Path] = None) -> str:
+    """The ``docker run`` ``-v`` flags for an auth dir, on one line."""
+
+def teardown(
+    *,
+    auth_dir: Optional[_Path] = None,
+    force: bool = False,
+) -> Tuple[Literal["removed", "missing", "would_remove", "done"], Optional[Path]]:
+    """Remove an auth dir; returns what happened and the path."""

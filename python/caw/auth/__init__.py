@@ -1,0 +1,233 @@
+"""Programmatic credential management for Docker containers.
+
+Each agent's OAuth login stays in one file on the host. :func:`setup` stages
+cleaned configs and a manifest in an auth directory; at ``docker run`` time
+the host credential files are bind-mounted into the container
+(:func:`get_docker_flags`), where a guard keeps the agent's copy and the host
+file in sync, so a token refresh on either side does not log the other out.
+
+These functions are re-exported at the top level of caw (as ``auth_setup``,
+``auth_get_status``, ``auth_get_docker_flags`` and ``auth_teardown``) and also
+live in ``caw.auth``.
+
+The auth directory defaults to ``$CAW_AUTH_DIR`` when set (read at each call),
+else ``~/.caw/auth/``. Progress and warnings go to the ``caw`` logger
+(:mod:`logging`); nothing is printed. Failures raise the exceptions below,
+all subclasses of :class:`CawAuthError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Union
+
+from caw import _caw
+from caw.auth._errors import (
+    CawAuthError,
+    InvalidInputError,
+    InvalidManifestError,
+    InvalidOptionError,
+    MissingBindSourceError,
+    NoManifestError,
+    NotAnAuthDirError,
+    NoUsableAgentError,
+    TeardownWouldOrphanSymlinksError,
+    UnknownAgentError,
+    UnsafeMountPathError,
+)
+
+__all__ = [
+    "AuthFileStatus",
+    "CawAuthError",
+    "InvalidInputError",
+    "InvalidManifestError",
+    "InvalidOptionError",
+    "MissingBindSourceError",
+    "NoManifestError",
+    "NoUsableAgentError",
+    "NotAnAuthDirError",
+    "TeardownWouldOrphanSymlinksError",
+    "UnknownAgentError",
+    "UnsafeMountPathError",
+    "get_docker_flags",
+    "get_status",
+    "setup",
+    "teardown",
+]
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuthFileStatus:
+    """Status of a single managed auth file.
+
+    Attributes:
+        agent: Agent name, e.g. ``"claude"``.
+        file: The file's path relative to the host home, e.g. ``".claude/.credentials.json"``.
+        type: ``"credential"`` or ``"config"``.
+        strategy: ``"bind"`` (bind-mounted from the host file) or ``"copy"``
+            (staged in the auth directory and copied into the container).
+        exists: Whether the authoritative copy exists: the host file for a
+            credential, the staged file for a config.
+        token_expiry: ``"valid (3h 5m remaining)"`` or ``"EXPIRED (2d 4h ago)"``,
+            read from the host file; None for configs or when the expiry is unknown.
+    """
+
+    agent: str
+    file: str
+    type: str
+    strategy: str
+    exists: bool
+    token_expiry: Optional[str]
+
+
+def setup(
+    agents: Optional[List[str]] = None,
+    source_home: Optional[StrPath] = None,
+    dest_dir: Optional[StrPath] = None,
+    *,
+    container_home: Optional[str] = None,
+    mount_point: Optional[str] = None,
+) -> Path:
+    """Snapshot credentials and cleaned configs into an auth directory.
+
+    Host credential files are read but not modified. At container run time
+    they are bind-mounted into the same paths under the mount point — see
+    caw.auth.get_docker_flags.
+
+    With every agent selected, agents that are not logged in on this machine
+    are skipped with a warning on the ``caw`` logger. The new directory is
+    built beside the old one and swapped in only when complete, so a failure
+    leaves a previous auth directory as it was. When ``dest_dir`` is None,
+    ``$CAW_AUTH_DIR`` is used if set.
+
+    Args:
+        agents: List of agent names, or None / ["all"] for all agents.
+        source_home: Home directory to read credentials from.
+        dest_dir: Custom destination directory. Defaults to ~/.caw/auth/.
+        container_home: The agent user's home in the container. Defaults to
+            ``/home/playground``.
+        mount_point: Where the auth directory is mounted in the container.
+            Defaults to ``/tmp/caw_auth``.
+
+    Returns:
+        Path to the auth directory.
+
+    Raises:
+        UnknownAgentError: If an agent name is unknown (a ValueError whose
+            message starts with ``Unknown agent``).
+        NoUsableAgentError: If none of the selected agents has its required
+            files; the message names what is missing.
+        InvalidInputError: If a credential or config file cannot be parsed.
+        NotAnAuthDirError: If dest_dir is a non-empty directory that is not
+            a caw auth directory.
+    """
+    return _caw.setup(
+        agents=_agent_names(agents),
+        source_home=_path_or_none(source_home),
+        auth_dir=_path_or_none(dest_dir),
+        container_home=container_home,
+        mount_point=mount_point,
+    )
+
+
+def get_status(
+    agents: Optional[List[str]] = None,
+    auth_dir: Optional[StrPath] = None,
+) -> List[AuthFileStatus]:
+    """Return structured status of all managed auth files.
+
+    Credential freshness is read from the host file directly (the source of
+    truth), not from the staged snapshot under auth_dir.
+
+    Args:
+        agents: Agent names to include, or None for all.
+        auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
+
+    Returns:
+        List of AuthFileStatus for each managed file.
+
+    Raises:
+        FileNotFoundError: If the manifest.json doesn't exist in auth_dir
+            (a NoManifestError).
+        UnknownAgentError: If an agent name is unknown (a ValueError).
+    """
+    rows = _caw.get_status(agents=_agent_names(agents), auth_dir=_path_or_none(auth_dir))
+    return [AuthFileStatus(*row) for row in rows]
+
+
+def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
+    """Return the Docker -v flags for mounting the auth directory and credentials.
+
+    Emits one directory bind mount for the staging area plus one file bind
+    mount per credential, pointing directly at the host's original file. The
+    credentials are never copied out of their original location.
+
+    Args:
+        auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
+
+    Returns:
+        A space-separated string of Docker ``-v`` flags, e.g.
+        ``-v /.../.caw/auth:/tmp/caw_auth:rw -v /.../.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw``
+
+    Raises:
+        FileNotFoundError: If the manifest.json doesn't exist in auth_dir
+            (a NoManifestError), or a credential it names no longer exists
+            on the host (a MissingBindSourceError).
+        UnsafeMountPathError: If a path contains white space, ``:`` or ``,``
+            and cannot be passed in a ``-v`` flag (a ValueError).
+    """
+    return _caw.get_docker_flags(auth_dir=_path_or_none(auth_dir))
+
+
+def teardown(auth_dir: Optional[StrPath] = None, force: bool = False) -> None:
+    """Remove the auth directory. Host credential files are never touched.
+
+    Refuses to run if any host credential file is still a symlink into
+    auth_dir (legacy state from the old symlink-based design), since
+    removing the directory would leave dangling symlinks with no backup.
+    Pass force=True to override.
+
+    A missing auth directory is not an error. A directory that is not a caw
+    auth directory (non-empty, no ``manifest.json``) is never removed.
+
+    Args:
+        auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
+        force: Delete even if host symlinks point into auth_dir.
+
+    Raises:
+        TeardownWouldOrphanSymlinksError: If host symlinks point into the
+            auth directory and force is False.
+        NotAnAuthDirError: If auth_dir is not a caw auth directory.
+    """
+    outcome, path = _caw.teardown(auth_dir=_path_or_none(auth_dir), force=bool(force))
+    if outcome == "missing":
+        _log.info("no auth dir at `%s`; nothing to remove", path)
+    elif outcome == "removed":
+        _log.info("removed auth dir `%s`", path)
+
+
+def _agent_names(agents: Optional[Iterable[str]]) -> List[str]:
+    """The names as a list; a single string is one name (or a comma-separated list)."""
+    if agents is None:
+        return []
+    if isinstance(agents, str):
+        return [agents]
+    names = list(agents)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"agent names must be str, not {type(name).__name__}")
+    return names
+
+
+def _path_or_none(path: Optional[StrPath]) -> Optional[str]:
+    """``str`` or ``os.PathLike`` (of str or bytes) as a str; None stays None."""
+    if path is None:
+        return None
+    return os.fsdecode(os.fspath(path))

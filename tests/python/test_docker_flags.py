@@ -1,0 +1,85 @@
+"""caw.auth.get_docker_flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import caw
+from caw import auth
+
+
+def test_flags_mount_the_auth_dir_and_each_host_credential(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    flags = auth.get_docker_flags(auth_dir)
+    assert flags == " ".join(
+        [
+            f"-v {auth_dir}:/tmp/caw_auth:rw",
+            f"-v {home}/.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw",
+            f"-v {home}/.codex/auth.json:/tmp/caw_auth/codex/auth.json:rw",
+            f"-v {home}/.gemini/oauth_creds.json:/tmp/caw_auth/gemini/oauth_creds.json:rw",
+        ]
+    )
+    assert "\n" not in flags
+
+
+def test_default_auth_dir_and_caw_auth_dir_at_call_time(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth.setup()
+    assert auth.get_docker_flags().startswith(f"-v {home}/.caw/auth:/tmp/caw_auth:rw ")
+
+    other = tmp_path / "env-auth"
+    auth.setup(["gemini"], dest_dir=other)
+    monkeypatch.setenv("CAW_AUTH_DIR", str(other))
+    assert auth.get_docker_flags() == (
+        f"-v {other}:/tmp/caw_auth:rw -v {home}/.gemini/oauth_creds.json:/tmp/caw_auth/gemini/oauth_creds.json:rw"
+    )
+
+
+def test_auth_dir_accepts_str_and_pathlike(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    assert auth.get_docker_flags(str(auth_dir)) == auth.get_docker_flags(auth_dir)
+
+
+def test_custom_mount_point_is_used(home: Path, auth_dir: Path) -> None:
+    auth.setup(["claude"], dest_dir=auth_dir, mount_point="/run/caw")
+    assert auth.get_docker_flags(auth_dir) == (
+        f"-v {auth_dir}:/run/caw:rw -v {home}/.claude/.credentials.json:/run/caw/claude/credentials.json:rw"
+    )
+
+
+def test_no_manifest_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no manifest") as info:
+        auth.get_docker_flags(tmp_path / "none")
+    assert isinstance(info.value, auth.NoManifestError)
+
+
+def test_missing_bind_source_is_refused(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    cred = home / ".codex/auth.json"
+    cred.unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        auth.get_docker_flags(auth_dir)
+    err = info.value
+    assert isinstance(err, auth.MissingBindSourceError)
+    assert str(cred) in str(err)
+    assert err.path == cred
+    assert err.agent == "codex"
+    assert "root-owned" in err.hint
+
+
+def test_path_with_white_space_is_refused(home: Path, tmp_path: Path) -> None:
+    spaced = tmp_path / "my auth"
+    auth.setup(dest_dir=spaced)
+    with pytest.raises(ValueError, match="white space") as info:
+        auth.get_docker_flags(spaced)
+    assert isinstance(info.value, auth.UnsafeMountPathError)
+    assert info.value.path == spaced
+
+
+def test_top_level_alias(home: Path, auth_dir: Path) -> None:
+    assert caw.auth_get_docker_flags is auth.get_docker_flags
+    auth.setup(dest_dir=auth_dir)
+    assert caw.auth_get_docker_flags(auth_dir) == auth.get_docker_flags(auth_dir)

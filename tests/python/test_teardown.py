@@ -1,0 +1,100 @@
+"""caw.auth.teardown, including the refusal over symlinks left by caw's old design."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+import caw
+from caw import auth
+
+
+def test_removes_the_auth_dir_and_returns_none(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    assert auth.teardown(auth_dir) is None
+    assert not auth_dir.exists()
+    # Host files are untouched.
+    assert (home / ".claude/.credentials.json").is_file()
+
+
+def test_default_auth_dir(home: Path) -> None:
+    created = auth.setup()
+    auth.teardown()
+    assert not created.exists()
+
+
+def test_caw_auth_dir_set_after_import(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default = auth.setup()
+    other = auth.setup(dest_dir=tmp_path / "env-auth")
+    monkeypatch.setenv("CAW_AUTH_DIR", str(other))
+    auth.teardown()
+    assert not other.exists()
+    assert default.exists()
+
+
+def test_auth_dir_accepts_str(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    auth.teardown(str(auth_dir))
+    assert not auth_dir.exists()
+
+
+def test_missing_auth_dir_is_not_an_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="caw")
+    auth.teardown(tmp_path / "never-created")
+    assert any("nothing to remove" in r.getMessage() for r in caplog.records)
+
+
+def test_legacy_symlink_is_refused_then_forced(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    # caw's old design replaced the host credential with a symlink into the auth dir.
+    host = home / ".claude/.credentials.json"
+    host.unlink()
+    os.symlink(auth_dir / "claude/credentials.json", host)
+
+    with pytest.raises(RuntimeError) as info:
+        auth.teardown(auth_dir)
+    err = info.value
+    assert isinstance(err, auth.TeardownWouldOrphanSymlinksError)
+    assert isinstance(err, auth.CawAuthError)
+    assert str(host) in str(err)
+    assert err.path == auth_dir
+    assert [link for link, _ in err.links] == [host]
+    assert err.links[0][1] == (auth_dir / "claude/credentials.json").resolve()
+    assert "force=True" in err.hint
+    assert auth_dir.is_dir() and host.is_symlink() and host.exists()
+
+    auth.teardown(auth_dir, force=True)
+    assert not auth_dir.exists()
+    # The host link itself is never touched (it now dangles).
+    assert host.is_symlink() and not host.exists()
+
+
+def test_force_positional_like_the_documented_signature(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    host = home / ".gemini/oauth_creds.json"
+    host.unlink()
+    os.symlink(auth_dir / "gemini/oauth_creds.json", host)
+    auth.teardown(auth_dir, True)
+    assert not auth_dir.exists()
+
+
+def test_never_removes_a_directory_that_is_not_an_auth_dir(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("...")
+    for force in (False, True):
+        with pytest.raises(auth.NotAnAuthDirError) as info:
+            auth.teardown(precious, force=force)
+        assert isinstance(info.value, auth.CawAuthError)
+        assert str(precious) in str(info.value)
+    assert (precious / "thesis.tex").read_text() == "..."
+
+
+def test_top_level_alias(home: Path, auth_dir: Path) -> None:
+    assert caw.auth_teardown is auth.teardown
+    auth.setup(dest_dir=auth_dir)
+    caw.auth_teardown(auth_dir)
+    assert not auth_dir.exists()
