@@ -61,13 +61,9 @@ impl Agent for Claude {
         bytes: &[u8],
         ctx: &CleanContext<'_>,
     ) -> Result<Vec<u8>, String> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        let Value::Object(mut host) = value else {
-            return Err("expected a JSON object at the top level".into());
-        };
         let mut cleaned = Map::new();
-        for key in KEPT_KEYS {
-            if let Some(v) = host.remove(*key) {
+        for (key, v) in KEPT_KEYS.iter().zip(kept_values(bytes)?) {
+            if let Some(v) = v {
                 cleaned.insert((*key).to_string(), v);
             }
         }
@@ -86,6 +82,61 @@ impl Agent for Claude {
                 .pointer("/claudeAiOauth/expiresAt")
                 .and_then(expiry::from_millis),
         )
+    }
+}
+
+/// The values of [`KEPT_KEYS`] in a `.claude.json`, in that order (a repeated key: the last).
+///
+/// `.claude.json` grows by one entry per project ever opened and reaches
+/// megabytes; building a `Value` for all of it was most of `setup`'s time. Here
+/// only the kept values are built: every other value is syntax-checked and
+/// skipped. The whole file must still be UTF-8 and one valid JSON object.
+fn kept_values(bytes: &[u8]) -> Result<Vec<Option<Value>>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let before = &bytes[..e.valid_up_to()];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = before.len() - line_start + 1;
+        format!("invalid UTF-8 at line {line} column {column}")
+    })?;
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        // Not an object: bad JSON is reported in serde_json's words, as before.
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
+        return Err("expected a JSON object at the top level".into());
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let kept =
+        serde::Deserializer::deserialize_map(&mut de, KeptVisitor).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(kept)
+}
+
+struct KeptVisitor;
+
+impl<'de> serde::de::Visitor<'de> for KeptVisitor {
+    type Value = Vec<Option<Value>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object at the top level")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = vec![None; KEPT_KEYS.len()];
+        while let Some(key) = map.next_key::<String>()? {
+            match KEPT_KEYS.iter().position(|k| *k == key) {
+                Some(i) => kept[i] = Some(map.next_value::<Value>()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(kept)
     }
 }
 
@@ -156,6 +207,26 @@ mod tests {
         assert!(Claude.clean_config(cand, b"[1]", &ctx).is_err());
         let err = Claude.clean_config(cand, b"{\"a\": ", &ctx).unwrap_err();
         assert!(err.contains("line 1"), "{err}");
+        // Dropped keys are skipped, not trusted: their syntax and UTF-8 are still checked.
+        let err = Claude
+            .clean_config(
+                cand,
+                b"{\"numStartups\": 1, \"projects\": {\"/a\": [1,}}",
+                &ctx,
+            )
+            .unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+        let err = Claude
+            .clean_config(cand, b"{\"numStartups\": 1,\n \"tips\": \"\xff\"}", &ctx)
+            .unwrap_err();
+        assert!(err.contains("line 2 column 11"), "{err}");
+        assert!(Claude.clean_config(cand, b"{\"a\": 1} x", &ctx).is_err());
+    }
+
+    #[test]
+    fn a_repeated_kept_key_keeps_its_last_value() {
+        let out = clean(r#"{"numStartups": 1, "x": {"numStartups": 5}, "numStartups": 2}"#);
+        assert_eq!(out["numStartups"], json!(2));
     }
 
     #[test]
