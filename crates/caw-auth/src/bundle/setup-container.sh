@@ -6,29 +6,35 @@
 # Copies every file caw staged into the agent user's home, then starts the
 # credential guard that keeps each bind-mounted host credential and the
 # user's copy equal. Needs only a POSIX shell and coreutils or busybox.
+#
+# Environment: CAW_GUARD_PID_FILE (default /tmp/caw_credential_guard.pid),
+# CLAUDE_CODE_USE_BEDROCK=1 (no OAuth login, so no guard).
 set -eu
+
+# `setup-container.sh --guard M C U` is the shell guard itself, started by
+# the setup below; it has its own command line so it can be recognised and
+# stopped by the next setup.
+guard_mode=
+if [ "${1:-}" = --guard ]; then
+    guard_mode=1
+    shift
+fi
 
 M=${1:-/tmp/caw_auth}
 C=${2:-/home/playground}
 U=${3:-playground}
+PIDFILE=${CAW_GUARD_PID_FILE:-/tmp/caw_credential_guard.pid}
 
 # Hand over to the bundled static caw when it runs here: it watches with
 # inotify and checks token expiry before every sync.
-if [ -x "$M/bin/caw" ] && "$M/bin/caw" --version >/dev/null 2>&1; then
+if [ -z "$guard_mode" ] && [ -x "$M/bin/caw" ] && "$M/bin/caw" --version >/dev/null 2>&1; then
     exec "$M/bin/caw" auth container-setup "$M" "$C" "$U"
 fi
 
 say() { echo "[setup-container] $*"; }
+warn() { echo "[setup-container] warning: $*" >&2; }
 die() { echo "[setup-container] error: $*" >&2; exit 1; }
-
-[ "$(id -u)" = 0 ] || die "must run as root (from the image's entrypoint), not as $(id -un 2>/dev/null || id -u)"
-[ -d "$M" ] || die "$M is not mounted; start the container with \$(caw auth docker-flags)"
-
-# uid and primary gid of $U from /etc/passwd (no NSS lookups in minimal images).
-line=$(grep "^$U:" /etc/passwd 2>/dev/null | head -n 1) || true
-[ -n "$line" ] || die "user $U is not in /etc/passwd; create it in the image"
-uid=$(echo "$line" | cut -d: -f3)
-gid=$(echo "$line" | cut -d: -f4)
+glog() { echo "[credential-guard] $*"; }
 
 # agent, src, container target, strategy, mode: one file a line, tab-separated.
 FILES=$(cat <<'CAW_FILES_END'
@@ -38,50 +44,370 @@ CAW_FILES_END
 
 tab=$(printf '\t')
 
-# Create each missing parent of $1 below $C, owned by the agent user.
-make_parents() {
-    rel=$1
-    dir=$C
-    rest=${rel%/*}
-    [ "$rest" = "$rel" ] && return 0
-    oldifs=$IFS
-    IFS=/
-    for part in $rest; do
-        dir=$dir/$part
-        if [ ! -d "$dir" ]; then
-            mkdir "$dir"
-            chown "$uid:$gid" "$dir"
-        fi
-    done
-    IFS=$oldifs
+# uid and primary gid of $U from /etc/passwd (no NSS lookups in minimal images;
+# the group named like the user may not exist, the primary gid always does).
+ids=$(awk -F: -v u="$U" '$1 == u { print $3 " " $4; exit }' /etc/passwd 2>/dev/null) || true
+[ -n "$ids" ] || die "user $U is not in /etc/passwd; create it in the image"
+uid=${ids% *}
+gid=${ids#* }
+
+# A path to sh for su -s (busybox's `command -v` may answer a bare applet name).
+SH=/bin/sh
+oldifs=$IFS
+IFS=:
+for d in $PATH; do
+    if [ -x "$d/sh" ]; then
+        SH=$d/sh
+        break
+    fi
+done
+IFS=$oldifs
+
+# Everything below $C is written and read as $U, never as root: $U owns that
+# tree and could plant a symlink anywhere in it, and as $U following one can
+# reach nothing $U could not reach anyway. Without `su`, root does it, and a
+# symlink raced in between check and use could be followed.
+myuid=$(id -u)
+has_su=
+if command -v su >/dev/null 2>&1; then
+    has_su=1
+fi
+as_user() {
+    if [ "$myuid" = "$uid" ]; then
+        "$SH" -c "$1"
+    elif [ -n "$has_su" ]; then
+        su -s "$SH" -c "$1" "$U"
+    else
+        CAW_OWNER="$uid:$gid" "$SH" -c "$1"
+    fi
 }
 
-[ -d "$C" ] || { mkdir -p "$C"; chown "$uid:$gid" "$C"; }
+# Replace $CAW_TO by stdin: a temp file in the same directory, mode $CAW_MODE,
+# renamed over the target (which replaces a symlink there instead of writing
+# through it). Missing directories are created private.
+HOME_WRITE='umask 077
+d=${CAW_TO%/*}
+mkdir -p "$d" || exit 1
+t=$(mktemp "$d/.caw-guard.XXXXXX") || exit 1
+if cat > "$t" && chmod "$CAW_MODE" "$t" && { [ -z "${CAW_OWNER:-}" ] || chown -h "$CAW_OWNER" "$t"; } && mv -fT "$t" "$CAW_TO"; then
+    exit 0
+fi
+rm -f "$t"
+exit 1'
 
-pairs=""
+# home_write TARGET MODE < bytes
+home_write() {
+    CAW_TO=$1
+    CAW_MODE=$2
+    export CAW_TO CAW_MODE
+    as_user "$HOME_WRITE"
+}
+
+# home_read FILE > bytes
+home_read() {
+    CAW_FROM=$1
+    export CAW_FROM
+    as_user 'exec cat -- "$CAW_FROM"'
+}
+
+# A complete JSON object, as far as a shell can tell: after dropping white
+# space it starts with `{`, ends with `}`, and its braces balance with the
+# first one closing last. A half-written file fails one of these.
+is_obj() {
+    s=$(tr -d ' \t\r\n' < "$1") || return 1
+    case $s in '{'*'}') ;; *) return 1 ;; esac
+    tr -cd '{}' < "$1" | awk '{
+        for (i = 1; i <= length($0); i++) {
+            d += (substr($0, i, 1) == "{") ? 1 : -1
+            if (d < 0 || (d == 0 && i < length($0))) { bad = 1; exit }
+        }
+    } END { exit bad || d != 0 }'
+}
+
+# The token expiry (ms) an agent's credential file states, where a shell can
+# read it; codex and opencode have none here (their expiries need JWT
+# decoding or a minimum over entries: the bundled caw checks those).
+expiry() {
+    case $1 in
+        claude) key=expiresAt ;;
+        gemini | qwen) key=expiry_date ;;
+        *) return 0 ;;
+    esac
+    tr -d ' \t\r\n' < "$2" | sed -n "s/.*\"$key\":\([0-9][0-9]*\).*/\1/p" | head -n 1
+}
+
+# older AGENT A B: A's token expires before B's (both known).
+older() {
+    a=$(expiry "$1" "$2")
+    b=$(expiry "$1" "$3")
+    [ -n "$a" ] && [ -n "$b" ] || return 1
+    awk -v a="$a" -v b="$b" 'BEGIN { exit !(a + 0 < b + 0) }'
+}
+
+# Whether a process is a caw guard: `caw auth guard` or this script's --guard.
+is_guard_pid() {
+    [ -r "/proc/$1/cmdline" ] || return 1
+    tr '\0' '\n' < "/proc/$1/cmdline" | awk '
+        prev == "auth" && $0 == "guard" { rust = 1 }
+        $0 == "--guard" { flag = 1 }
+        /setup-container\.sh$/ { script = 1 }
+        { prev = $0 }
+        END { exit !(rust || (flag && script)) }'
+}
+
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    state=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ "$state" != Z ] && [ "$state" != X ]
+}
+
+stop_guard() {
+    [ -f "$PIDFILE" ] || return 0
+    old=$(cat "$PIDFILE" 2>/dev/null) || return 0
+    case $old in '' | *[!0-9]*) return 0 ;; esac
+    [ "$old" != "$$" ] && is_guard_pid "$old" || return 0
+    kill -TERM "$old" 2>/dev/null || return 0
+    n=0
+    while alive "$old" && [ "$n" -lt 30 ]; do
+        sleep 0.1 2>/dev/null || sleep 1
+        n=$((n + 1))
+    done
+    alive "$old" && kill -KILL "$old" 2>/dev/null
+    rm -f "$PIDFILE"
+    say "stopped the earlier credential guard (pid $old)"
+}
+
+# ---------------------------------------------------------------- the guard
+
+# Say a standing condition once, not every second.
+report() {
+    eval "seen=\${rep_$1:-}"
+    [ "$seen" = "$2" ] && return 0
+    eval "rep_$1=\$2"
+    [ -z "$3" ] || glog "$3" >&2
+}
+
+# sync_pair N AGENT MOUNT_FILE HOME_FILE MODE: one look at one pair.
+sync_pair() {
+    n=$1 agent=$2 mfile=$3 hfile=$4 mode=$5
+    last=$S/$n.last
+    msig=$(stat -c '%h:%F:%i:%s:%y' -- "$mfile" 2>/dev/null) || msig=missing
+    hsig=$(stat -c '%h:%F:%i:%s:%y' -- "$hfile" 2>/dev/null) || hsig=missing
+    eval "prev=\${sig_$n:-}"
+    [ "$msig/$hsig" != "$prev" ] || return 0
+    eval "sig_$n=\$msig/\$hsig"
+
+    case $msig in
+        0:regular*)
+            eval "orphan=\${orphan_$n:-}"
+            if [ -z "$orphan" ]; then
+                eval "orphan_$n=1"
+                glog "warning: the host replaced the file mounted at $mfile (a rename): this container no longer sees it; restart the container to pick up the host's login" >&2
+            fi
+            ;;
+        *:regular*) ;;
+        *) report "$n" mount "warning: $mfile is not a readable credential file; not syncing it"; return 0 ;;
+    esac
+    cat -- "$mfile" > "$S/m" 2>/dev/null || return 0
+    # Half-written on the host: the next change finishes it.
+    is_obj "$S/m" || return 0
+
+    case $hsig in
+        missing) hstate=missing ;;
+        *:'symbolic link':*) hstate=link ;;
+        1:regular*)
+            if home_read "$hfile" > "$S/h" 2>/dev/null && is_obj "$S/h"; then
+                hstate=ok
+            else
+                hstate=bad
+            fi
+            ;;
+        *) hstate=other ;;
+    esac
+
+    case $hstate in
+        missing | link) to_home "$n" "$mfile" "$hfile" "$mode"; return 0 ;;
+        other)
+            report "$n" other "warning: $hfile is not a plain file the guard may touch (a directory or a hard link); leaving it alone"
+            return 0
+            ;;
+        bad) return 0 ;;
+    esac
+
+    if cmp -s "$S/m" "$S/h"; then
+        cp "$S/m" "$last"
+        report "$n" "" ""
+        return 0
+    fi
+    mchg=1
+    hchg=1
+    if [ -f "$last" ]; then
+        cmp -s "$S/m" "$last" && mchg=0
+        cmp -s "$S/h" "$last" && hchg=0
+    fi
+    if [ "$mchg" = 1 ] && [ "$hchg" = 0 ]; then
+        if older "$agent" "$S/m" "$S/h"; then
+            report "$n" downhome "warning: not syncing $mfile -> $hfile: its token expires before the one already there"
+        else
+            to_home "$n" "$mfile" "$hfile" "$mode"
+        fi
+    elif [ "$mchg" = 0 ] && [ "$hchg" = 1 ]; then
+        if older "$agent" "$S/h" "$S/m"; then
+            report "$n" downmount "warning: not syncing $hfile -> $mfile: its token expires before the host's"
+        else
+            to_mount "$n" "$hfile" "$mfile"
+        fi
+    elif older "$agent" "$S/m" "$S/h"; then
+        to_mount "$n" "$hfile" "$mfile"
+    else
+        # The mount is fresher, or freshness cannot tell: the host's file wins.
+        to_home "$n" "$mfile" "$hfile" "$mode"
+    fi
+}
+
+# After a write the pair is looked at again on the next pass (it then finds
+# both sides equal): recording the files' state now could record a change
+# someone made right after ours, which would then never be looked at.
+to_home() {
+    eval "sig_$1="
+    if home_write "$3" "$4" < "$S/m"; then
+        cp "$S/m" "$S/$1.last"
+        report "$1" "" ""
+        glog "synced $2 -> $3"
+    else
+        glog "error: cannot write $3" >&2
+    fi
+}
+
+to_mount() {
+    eval "sig_$1="
+    # In place, never mv onto it: the host file keeps its inode, owner and mode.
+    if cat "$S/h" > "$3"; then
+        cp "$S/h" "$S/$1.last"
+        report "$1" "" ""
+        glog "synced $2 -> $3"
+    else
+        glog "error: cannot write $3" >&2
+    fi
+}
+
+run_guard() {
+    set +e
+    S=$(mktemp -d "${TMPDIR:-/tmp}/caw_guard.XXXXXX") || exit 1
+    trap 'rm -rf "$S"' EXIT
+    trap 'glog "stopped"; exit 0' TERM INT HUP
+    glog "watching credentials for $U (pid $$, polling every second)"
+    first=1
+    pass=0
+    while :; do
+        # Every tenth pass looks at every pair whatever stat says: two writes
+        # of the same size within one clock tick leave the same signature.
+        pass=$((pass + 1))
+        full=
+        [ $((pass % 10)) != 0 ] || full=1
+        n=0
+        while IFS=$tab read -r agent src target strategy mode; do
+            [ "$strategy" = bind ] || continue
+            n=$((n + 1))
+            [ -z "$full" ] || eval "sig_$n="
+            sync_pair "$n" "$agent" "$M/$src" "$C/$target" "$mode" < /dev/null
+        done <<EOF_PAIRS
+$FILES
+EOF_PAIRS
+        if [ -n "$first" ]; then
+            # Ready: the first pass has recorded both sides. Setup waits for
+            # this file, so nothing the agent writes later predates it.
+            first=
+            rm -f "$PIDFILE"
+            (set -C && echo "$$" > "$PIDFILE") || glog "warning: cannot write $PIDFILE" >&2
+        fi
+        sleep 1
+    done
+}
+
+if [ -n "$guard_mode" ]; then
+    run_guard
+    exit 0
+fi
+
+# ---------------------------------------------------------------- setup
+
+[ "$myuid" = 0 ] || [ "$myuid" = "$uid" ] || die "must run as root (from the image's entrypoint), not as $(id -un 2>/dev/null || id -u)"
+[ -d "$M" ] || die "$M is not mounted; start the container with \$(caw auth docker-flags)"
+[ -n "$has_su" ] || [ "$myuid" = "$uid" ] || warn "no su here: files in $C are written as root, which a symlink planted there at the wrong moment could redirect"
+
+# 0: a mount point; 1: not one; 2: cannot tell (no /proc).
+is_mount_point() {
+    [ -r /proc/self/mountinfo ] || return 2
+    p=$(realpath "$1" 2>/dev/null) || p=$1
+    awk -v p="$p" '$5 == p { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+
+# Check everything before writing anything: a missing mount leaves the home as it was.
+credentials=0
 while IFS=$tab read -r agent src target strategy mode; do
     [ -n "$src" ] || continue
     from=$M/$src
-    to=$C/$target
-    if [ "$strategy" = bind ] && [ ! -s "$from" ]; then
-        die "$from is empty or missing: the credential mount for $agent is missing; start the container with \$(caw auth docker-flags)"
-    fi
-    [ -f "$from" ] || die "$from is missing from the auth dir; run \`caw auth setup\` again"
-    make_parents "$target"
-    tmp="$to.caw-setup.$$"
-    rm -f "$tmp"
-    cp "$from" "$tmp"
-    chmod "$mode" "$tmp"
-    chown "$uid:$gid" "$tmp"
-    mv -f "$tmp" "$to"
-    say "copied $src -> $to ($strategy, mode $mode)"
     if [ "$strategy" = bind ]; then
-        pairs="$pairs$agent$tab$from$tab$to$tab$mode
-"
+        if [ -L "$from" ] || [ ! -f "$from" ] || [ ! -s "$from" ]; then
+            die "$from is empty or missing: the credential mount for $agent is missing; start the container with \$(caw auth docker-flags)"
+        fi
+        # Without its own mount, $from is the auth dir's snapshot: refreshes
+        # would go there instead of the host file, and log the host out.
+        rc=0
+        is_mount_point "$from" || rc=$?
+        case $rc in
+            0) ;;
+            2) warn "cannot read /proc/self/mountinfo to check that $from is bind-mounted from the host" ;;
+            *) die "$from is not bind-mounted from the host: the credential mount for $agent is missing; start the container with \$(caw auth docker-flags)" ;;
+        esac
+        credentials=$((credentials + 1))
+    else
+        [ -f "$from" ] || die "$from is missing from the auth dir; run \`caw auth setup\` again"
     fi
 done <<EOF_FILES
 $FILES
 EOF_FILES
 
-# @CAW_GUARD@ (the shell guard lands with the container-side work)
+# No guard may sync while the files are copied.
+stop_guard
+
+if [ ! -d "$C" ]; then
+    mkdir -p "$C"
+    chown "$uid:$gid" "$C"
+    chmod 700 "$C"
+fi
+
+while IFS=$tab read -r agent src target strategy mode; do
+    [ -n "$src" ] || continue
+    home_write "$C/$target" "$mode" < "$M/$src" || die "cannot write $C/$target"
+    say "copied $src -> $C/$target ($strategy, mode $mode)"
+done <<EOF_FILES
+$FILES
+EOF_FILES
+
+case $0 in
+    /*) self=$0 ;;
+    *) self=$(pwd)/$0 ;;
+esac
+
+if [ "${CLAUDE_CODE_USE_BEDROCK:-}" = 1 ]; then
+    say "CLAUDE_CODE_USE_BEDROCK=1: not starting the credential guard"
+elif [ "$credentials" = 0 ]; then
+    say "no credential to guard"
+else
+    rm -f "$PIDFILE"
+    "$SH" "$self" --guard "$M" "$C" "$U" < /dev/null &
+    pid=$!
+    # The guard writes its PID file (noclobber: a link planted at that name is
+    # not written through) once its first pass is done; wait for that.
+    n=0
+    while [ "$(cat "$PIDFILE" 2>/dev/null)" != "$pid" ]; do
+        alive "$pid" || die "the credential guard exited; see the messages above"
+        [ "$n" -lt 300 ] || die "the credential guard did not start within 30 s"
+        sleep 0.1 2>/dev/null || sleep 1
+        n=$((n + 1))
+    done
+    say "credential guard started (pid $pid; polling, bundle a static caw for inotify)"
+fi
 say "auth setup complete"

@@ -1,28 +1,79 @@
 //! Container side: `caw auth container-setup` and `caw auth guard`.
-//! (placeholder until the container-side work lands; owned by that work)
+//!
+//! Both are glue over `caw-guard`; this file only owns the guard's command
+//! line, which `container-setup` uses to start the guard from this very
+//! executable.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use caw_auth::manifest::{DEFAULT_CONTAINER_HOME, DEFAULT_CONTAINER_USER, DEFAULT_MOUNT_POINT};
 
 #[derive(clap::Args, Debug)]
 pub struct SetupArgs {
     /// Where the auth dir is mounted
-    #[arg(default_value = caw_auth::manifest::DEFAULT_MOUNT_POINT)]
-    mount_point: std::path::PathBuf,
+    #[arg(default_value = DEFAULT_MOUNT_POINT)]
+    mount_point: PathBuf,
     /// The agent user's home
-    #[arg(default_value = caw_auth::manifest::DEFAULT_CONTAINER_HOME)]
-    container_home: std::path::PathBuf,
+    #[arg(default_value = DEFAULT_CONTAINER_HOME)]
+    container_home: PathBuf,
     /// The agent user
-    #[arg(default_value = caw_auth::manifest::DEFAULT_CONTAINER_USER)]
+    #[arg(default_value = DEFAULT_CONTAINER_USER)]
     user: String,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct GuardArgs {}
-
-pub fn setup(_args: SetupArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("container-setup is not implemented yet")
+pub struct GuardArgs {
+    /// Where the auth dir is mounted (its manifest lists the credentials)
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_MOUNT_POINT)]
+    mount_point: PathBuf,
+    /// The agent user's home
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONTAINER_HOME)]
+    container_home: PathBuf,
+    /// The agent user (owner of the home copies)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CONTAINER_USER)]
+    user: String,
+    /// Descriptor to report readiness on (used by container-setup)
+    #[arg(long, value_name = "FD", hide = true)]
+    ready_fd: Option<i32>,
 }
 
-pub fn guard(_args: GuardArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("guard is not implemented yet")
+pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
+    let opts = caw_guard::SetupOptions::from_env(
+        args.mount_point.clone(),
+        args.container_home.clone(),
+        args.user.clone(),
+    );
+    let os = |s: &str| OsString::from(s);
+    let command = caw_guard::GuardCommand {
+        // The running binary itself, even when it was started by a path that
+        // no longer resolves (e.g. a bind mount replaced since).
+        program: PathBuf::from("/proc/self/exe"),
+        arg0: os("caw"),
+        args: vec![
+            os("auth"),
+            os("guard"),
+            os("--mount-point"),
+            args.mount_point.into_os_string(),
+            os("--container-home"),
+            args.container_home.into_os_string(),
+            os("--user"),
+            os(&args.user),
+            os("--ready-fd"),
+            os(&caw_guard::READY_FD.to_string()),
+        ],
+    };
+    caw_guard::container_setup(&opts, &command)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn guard(args: GuardArgs) -> anyhow::Result<ExitCode> {
+    caw_guard::run_guard(caw_guard::GuardOptions {
+        mount_point: args.mount_point,
+        container_home: args.container_home,
+        user: args.user,
+        ready: args.ready_fd.and_then(caw_guard::inherited_ready_fd),
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -332,12 +332,19 @@ fn concurrent_setups_into_a_new_auth_dir_all_succeed() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(env.auth.join("manifest.json").is_file());
     let names: Vec<_> = std::fs::read_dir(env.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().all(|n| !n.starts_with('.')), "leftovers: {names:?}");
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "leftovers: {names:?}"
+    );
 }

@@ -105,5 +105,9 @@ fn unknown_agent_is_reported_before_a_missing_manifest() {
     let env = TestEnv::empty();
     let out = env.auth(&["status", "-a", "cursor"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("Unknown agent `cursor`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Unknown agent `cursor`"),
+        "{}",
+        stderr(&out)
+    );
 }

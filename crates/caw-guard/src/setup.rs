@@ -1,0 +1,376 @@
+//! `caw auth container-setup`: copy the manifest's files into the agent's
+//! home, then replace any running guard by a new one in the background.
+
+use std::ffi::OsString;
+use std::io::Read as _;
+use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use caw_auth::manifest::{Manifest, Strategy};
+
+use crate::home::Home;
+use crate::mount::is_mount_point;
+use crate::sys;
+use crate::user::{self, User};
+use crate::{Error, Result};
+
+/// Where the guard's PID goes unless [`PID_FILE_ENV`] says otherwise.
+pub const DEFAULT_PID_FILE: &str = "/tmp/caw_credential_guard.pid";
+/// Environment variable overriding [`DEFAULT_PID_FILE`].
+pub const PID_FILE_ENV: &str = "CAW_GUARD_PID_FILE";
+/// `CLAUDE_CODE_USE_BEDROCK=1`: no OAuth login to guard, so no guard.
+pub const BEDROCK_ENV: &str = "CLAUDE_CODE_USE_BEDROCK";
+/// The descriptor number on which a starting guard reports that it is ready.
+pub const READY_FD: RawFd = 3;
+/// How long a new guard may take to arm its watches and do its first sync.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an earlier guard gets to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What `container-setup` works on.
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    /// `M`, where the auth dir is mounted.
+    pub mount_point: PathBuf,
+    /// `C`, the agent user's home.
+    pub container_home: PathBuf,
+    /// `U`, the agent user.
+    pub user: String,
+    /// Where the guard's PID is written.
+    pub pid_file: PathBuf,
+    /// Whether to start a guard at all.
+    pub start_guard: bool,
+}
+
+impl SetupOptions {
+    /// The options for `M C U`, with the PID file and Bedrock switch read
+    /// from the environment.
+    pub fn from_env(mount_point: PathBuf, container_home: PathBuf, user: String) -> Self {
+        let pid_file = std::env::var_os(PID_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(DEFAULT_PID_FILE), PathBuf::from);
+        SetupOptions {
+            mount_point,
+            container_home,
+            user,
+            pid_file,
+            start_guard: std::env::var(BEDROCK_ENV).as_deref() != Ok("1"),
+        }
+    }
+}
+
+/// The command line that runs `caw auth guard` for these options.
+///
+/// The caller (the CLI) owns the argument syntax; [`READY_FD`] is open in
+/// the child and must be passed to it.
+#[derive(Debug, Clone)]
+pub struct GuardCommand {
+    /// The executable (`/proc/self/exe`: the very binary running setup).
+    pub program: PathBuf,
+    /// What the process is called in `ps` and `/proc/PID/cmdline`.
+    pub arg0: OsString,
+    /// Arguments after `arg0`.
+    pub args: Vec<OsString>,
+}
+
+/// What a checked setup will copy: the manifest and the agent user.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The manifest at the mount point.
+    pub manifest: Manifest,
+    /// The agent user.
+    pub user: User,
+}
+
+/// Check everything `container-setup` needs before anything is written:
+/// root (or the agent user itself), the user, the manifest, and a non-empty
+/// bind mount for every credential.
+pub fn check(opts: &SetupOptions) -> Result<Checked> {
+    let user = user::lookup(&opts.user, Path::new(user::PASSWD))?;
+    let euid = sys::geteuid();
+    if euid != 0 && euid != user.uid {
+        return Err(Error::NotRoot {
+            user: user.name.clone(),
+        });
+    }
+    if !opts.mount_point.is_dir() {
+        return Err(Error::NotMounted {
+            path: opts.mount_point.clone(),
+        });
+    }
+    let manifest = Manifest::load(&opts.mount_point)?;
+    for (agent, f) in manifest.files() {
+        let from = opts.mount_point.join(&f.src);
+        let meta = std::fs::symlink_metadata(&from);
+        match f.strategy {
+            Strategy::Bind => {
+                let what = match &meta {
+                    Err(_) => Some("missing"),
+                    Ok(m) if !m.is_file() => Some("not a regular file"),
+                    Ok(m) if m.len() == 0 => Some("empty"),
+                    Ok(_) => None,
+                };
+                // Without its own mount, `M/<src>` is the auth dir's snapshot:
+                // refreshes would be synced into it instead of the host file,
+                // and the first one in the container would log the host out.
+                let what = what.or_else(|| match is_mount_point(&from) {
+                    Some(true) => None,
+                    Some(false) => Some("not bind-mounted from the host"),
+                    None => {
+                        log::warn!(
+                            "[setup-container] cannot read /proc/self/mountinfo to check that \
+                             `{}` is bind-mounted from the host",
+                            from.display()
+                        );
+                        None
+                    }
+                });
+                if let Some(what) = what {
+                    return Err(Error::MissingBindSource {
+                        agent: agent.to_string(),
+                        path: from,
+                        what,
+                    });
+                }
+            }
+            Strategy::Copy => {
+                if !meta.is_ok_and(|m| m.is_file()) {
+                    return Err(Error::MissingStaged { path: from });
+                }
+            }
+        }
+    }
+    Ok(Checked { manifest, user })
+}
+
+/// Copy every manifest file into the home, owned by the agent user with the
+/// manifest's mode (missing directories are created, also the user's).
+pub fn copy_files(opts: &SetupOptions, checked: &Checked) -> Result<()> {
+    let home = Home::new(&opts.container_home, checked.user.owner());
+    for (_, f) in checked.manifest.files() {
+        let from = opts.mount_point.join(&f.src);
+        let bytes = fs_err::read(&from)?;
+        home.write(&f.container_target, &bytes, f.mode.bits())?;
+        log::info!(
+            "[setup-container] copied {} -> {} ({}, mode {})",
+            f.src,
+            home.path(&f.container_target).display(),
+            f.strategy,
+            f.mode.as_str()
+        );
+    }
+    Ok(())
+}
+
+/// Everything `container-setup` does: check, stop an earlier guard (so
+/// nothing syncs while the files are copied), copy, start a new guard
+/// (unless Bedrock is in use) and record its PID.
+pub fn container_setup(opts: &SetupOptions, command: &GuardCommand) -> Result<()> {
+    let checked = check(opts)?;
+    if let Some(pid) = stop_previous_guard(&opts.pid_file)? {
+        log::info!("[setup-container] stopped the earlier credential guard (pid {pid})");
+    }
+    copy_files(opts, &checked)?;
+    let credentials = checked
+        .manifest
+        .files()
+        .filter(|(_, f)| f.strategy == Strategy::Bind)
+        .count();
+    if !opts.start_guard {
+        log::info!("[setup-container] {BEDROCK_ENV}=1: not starting the credential guard");
+    } else if credentials == 0 {
+        log::info!("[setup-container] no credential to guard");
+    } else {
+        let pid = spawn_guard(command)?;
+        write_pid_file(&opts.pid_file, pid)?;
+        log::info!("[setup-container] credential guard started (pid {pid})");
+    }
+    log::info!("[setup-container] auth setup complete");
+    Ok(())
+}
+
+/// Start the guard detached (own session, stdin from /dev/null, stdout and
+/// stderr inherited so `docker logs` shows it) and wait until it is ready.
+pub fn spawn_guard(command: &GuardCommand) -> Result<u32> {
+    let (read_end, write_end) = sys::pipe()?;
+    let write_fd = write_end.as_raw_fd();
+    let mut cmd = Command::new(&command.program);
+    cmd.arg0(&command.arg0)
+        .args(&command.args)
+        .stdin(Stdio::null());
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (setsid, dup2, fcntl) on descriptors it owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // dup2 onto itself would keep close-on-exec: clear it instead.
+            let rc = if write_fd == READY_FD {
+                libc::fcntl(write_fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(write_fd, READY_FD)
+            };
+            if rc == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::GuardStart {
+        reason: format!("cannot run `{}`: {e}", command.program.display()),
+    })?;
+    // Only the child holds the write end now: EOF means it is gone.
+    drop(write_end);
+    let pid = child.id();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut reader = std::fs::File::from(read_end);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ready = sys::poll2(reader.as_fd(), reader.as_fd(), Some(left))?;
+        if !ready.first {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::GuardStart {
+                reason: format!("not ready after {} s; stopped it", READY_TIMEOUT.as_secs()),
+            });
+        }
+        let mut byte = [0u8; 1];
+        match reader.read(&mut byte) {
+            Ok(1) => return Ok(pid),
+            Ok(_) => {
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                return Err(Error::GuardStart {
+                    reason: format!("it exited ({status}); see the messages above"),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Record `pid`, replacing whatever is at `path` (a link there is replaced, not followed).
+pub fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
+    caw_auth::fs::write_atomic(path, format!("{pid}\n").as_bytes(), 0o644, None)?;
+    Ok(())
+}
+
+/// Stop the guard whose PID is in `pid_file`, if that process is a caw guard.
+///
+/// A PID that now belongs to some other process (the guard died and the
+/// number was reused) is left alone. Returns the PID stopped.
+pub fn stop_previous_guard(pid_file: &Path) -> Result<Option<i32>> {
+    let text = match std::fs::read_to_string(pid_file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            log::warn!(
+                "[setup-container] cannot read `{}`: {e}",
+                pid_file.display()
+            );
+            return Ok(None);
+        }
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return Ok(None);
+    };
+    if pid <= 1 || pid as u32 == std::process::id() || !is_guard_process(pid) {
+        return Ok(None);
+    }
+    if sys::kill(pid, libc::SIGTERM).is_err() {
+        return Ok(None);
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while is_alive(pid) {
+        if Instant::now() >= deadline {
+            log::warn!(
+                "[setup-container] the earlier guard (pid {pid}) ignored SIGTERM; killing it"
+            );
+            let _ = sys::kill(pid, libc::SIGKILL);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::fs::remove_file(pid_file);
+    Ok(Some(pid))
+}
+
+/// Whether `pid` runs `caw auth guard` or the shell guard (`setup-container.sh --guard`).
+pub fn is_guard_process(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| is_guard_cmdline(&cmdline))
+}
+
+/// Whether a NUL-separated command line is a caw guard's.
+pub fn is_guard_cmdline(cmdline: &[u8]) -> bool {
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let rust = args.windows(2).any(|w| w == [&b"auth"[..], &b"guard"[..]]);
+    let shell = args.iter().any(|a| a.ends_with(b"setup-container.sh"))
+        && args.iter().any(|a| *a == b"--guard");
+    rust || shell
+}
+
+/// Alive and not a zombie waiting for a parent that does not reap.
+fn is_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_command_lines_are_recognised() {
+        assert!(is_guard_cmdline(
+            b"caw\0auth\0guard\0--mount-point\0/tmp/caw_auth\0"
+        ));
+        assert!(is_guard_cmdline(
+            b"sh\0/tmp/caw_auth/setup-container.sh\0--guard\0/tmp/caw_auth\0"
+        ));
+        assert!(!is_guard_cmdline(b"sleep\0guard\0"));
+        assert!(!is_guard_cmdline(b"caw\0auth\0status\0"));
+        assert!(!is_guard_cmdline(
+            b"sh\0/tmp/caw_auth/setup-container.sh\0/tmp\0"
+        ));
+        assert!(!is_guard_cmdline(b""));
+    }
+
+    #[test]
+    fn a_pid_file_naming_another_process_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("guard.pid");
+        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, format!("{}\n", sleeper.id())).unwrap();
+        assert_eq!(stop_previous_guard(&pid_file).unwrap(), None);
+        assert!(
+            sleeper.try_wait().unwrap().is_none(),
+            "an unrelated process was stopped"
+        );
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        std::fs::write(&pid_file, "not a pid").unwrap();
+        assert_eq!(stop_previous_guard(&pid_file).unwrap(), None);
+        assert_eq!(stop_previous_guard(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn pid_file_replaces_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let pid_file = dir.path().join("guard.pid");
+        std::os::unix::fs::symlink(&victim, &pid_file).unwrap();
+        write_pid_file(&pid_file, 42).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), "42\n");
+    }
+}
