@@ -1,0 +1,173 @@
+//! What the e2e tests need from the machine: a Docker engine, a static
+//! busybox for the image, and a static `caw` for the bundled-guard tests.
+//!
+//! Without an engine (or busybox) every Docker test is skipped with a message
+//! on stderr, unless `CI` is set: there a missing prerequisite is a failure.
+//! Anything that goes wrong once the prerequisites are there (an image that
+//! does not build, a static build that fails) is always a failure.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::container::run_with_timeout;
+use crate::image;
+
+/// The outcome of checking the machine, computed once per test binary.
+enum Prereqs {
+    /// The image is built and tagged.
+    Ready(String),
+    /// Docker or busybox is not there: skip (or fail under `CI`).
+    Missing(String),
+    /// The prerequisites are there but preparing the image failed.
+    Broken(String),
+}
+
+static PREREQS: OnceLock<Prereqs> = OnceLock::new();
+static STATIC_CAW: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Write to the real stderr: the test harness captures `eprintln!` of passing
+/// tests, and a skip must be visible.
+pub fn say(message: &str) {
+    let _ = writeln!(std::io::stderr(), "caw e2e: {message}");
+}
+
+fn ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// The test image's tag, or `None` when the test must be skipped (after
+/// saying why). Panics when the machine is broken, or under `CI` when a
+/// prerequisite is missing.
+pub fn image_or_skip(test: &str) -> Option<&'static str> {
+    match PREREQS.get_or_init(check) {
+        Prereqs::Ready(tag) => Some(tag),
+        Prereqs::Missing(reason) if ci() => {
+            panic!("{reason}\n(`CI` is set, so the Docker end-to-end tests may not be skipped)")
+        }
+        Prereqs::Missing(reason) => {
+            // The reason once, then one line per skipped test.
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                say(&format!(
+                    "skipping the Docker tests: {reason}\n\
+                     (set CI=1 to make this a failure)"
+                ));
+            }
+            say(&format!("skipped `{test}`"));
+            None
+        }
+        Prereqs::Broken(reason) => panic!("{reason}"),
+    }
+}
+
+fn check() -> Prereqs {
+    let mut info = Command::new("docker");
+    info.args(["info", "--format", "{{.ServerVersion}}"]);
+    match run_with_timeout(&mut info, None, Duration::from_secs(30)) {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            return Prereqs::Missing(format!(
+                "`docker info` failed, no usable Docker engine: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+        Err(e) => return Prereqs::Missing(format!("cannot run `docker info`: {e}")),
+    }
+    let busybox = match busybox() {
+        Ok(path) => path,
+        Err(reason) => return Prereqs::Missing(reason),
+    };
+    match image::ensure(&busybox) {
+        Ok(tag) => Prereqs::Ready(tag),
+        Err(reason) => Prereqs::Broken(format!("cannot build the e2e image: {reason}")),
+    }
+}
+
+/// A static busybox: `$CAW_E2E_BUSYBOX`, else Debian's `busybox-static` one.
+fn busybox() -> Result<PathBuf, String> {
+    let hint = "install it with `scripts/e2e-prereqs.sh` (Debian's busybox-static) \
+                or point CAW_E2E_BUSYBOX at a static busybox";
+    let candidates: Vec<PathBuf> = match std::env::var_os("CAW_E2E_BUSYBOX") {
+        Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
+        _ => vec!["/bin/busybox".into(), "/usr/bin/busybox".into()],
+    };
+    let Some(found) = candidates.iter().find(|p| p.is_file()) else {
+        return Err(format!("no busybox at {candidates:?}; {hint}"));
+    };
+    if !caw_auth::bundle::is_static_linux_executable(found) {
+        return Err(format!(
+            "`{}` is not statically linked and cannot run in a FROM scratch image; {hint}",
+            found.display()
+        ));
+    }
+    Ok(found.clone())
+}
+
+/// A static `caw` to bundle: `$CAW_E2E_STATIC_BIN`, else built once with
+/// `scripts/build-static.sh` into this build's target dir.
+pub fn static_caw() -> &'static Path {
+    match STATIC_CAW.get_or_init(find_or_build_static) {
+        Ok(path) => path,
+        Err(reason) => panic!("{reason}"),
+    }
+}
+
+fn find_or_build_static() -> Result<PathBuf, String> {
+    let path = match std::env::var_os("CAW_E2E_STATIC_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => build_static()?,
+    };
+    if !caw_auth::bundle::is_static_linux_executable(&path) {
+        return Err(format!(
+            "`{}` (CAW_E2E_STATIC_BIN or scripts/build-static.sh) is not a static Linux executable",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn build_static() -> Result<PathBuf, String> {
+    let root = workspace_root();
+    // The target dir this test binary was built in, so the static build is
+    // cached next to it (CARGO_TARGET_TMPDIR is `<target>/tmp`).
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR has a parent")
+        .to_path_buf();
+    say(&format!(
+        "building a static caw with scripts/build-static.sh into `{}` \
+         (set CAW_E2E_STATIC_BIN to use an existing build)",
+        target.display()
+    ));
+    let script = root.join("scripts/build-static.sh");
+    let out = Command::new(&script)
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run `{}`: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!("`{}` failed ({})", script.display(), out.status));
+    }
+    // The script prints the binary's path as its last line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let printed = stdout.lines().last().unwrap_or("").trim();
+    let path = if printed.is_empty() {
+        target.join("x86_64-unknown-linux-gnu/release/caw")
+    } else {
+        PathBuf::from(printed)
+    };
+    Ok(path)
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/caw-cli is two levels below the workspace root")
+        .to_path_buf()
+}

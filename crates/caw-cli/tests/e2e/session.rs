@@ -1,0 +1,346 @@
+//! One end-to-end session: a temp host home logged in to claude, codex and
+//! gemini, `caw auth setup` on it (with or without the bundled static caw),
+//! the `docker run` flags, and the checks every session ends with.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::container::{text, Container};
+use crate::image::{HOME, MOUNT_POINT};
+use crate::prereqs::{image_or_skip, static_caw};
+use crate::util::{jwt, ms_from_now, stderr, stdout, tree_state, TestEnv};
+
+/// Which guard the container runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// The bundled static caw (`A/bin/caw`): inotify.
+    Rust,
+    /// `setup-container.sh`'s POSIX-shell fallback: polls about once a second.
+    Shell,
+}
+
+impl Guard {
+    /// How long a sync may take. The shell guard polls once a second and
+    /// each poll runs a few processes, so it gets three.
+    pub fn budget(self) -> Duration {
+        match self {
+            Guard::Rust => Duration::from_secs(1),
+            Guard::Shell => Duration::from_secs(3),
+        }
+    }
+}
+
+/// Owner of the host home when the tests run as root: neither root nor the
+/// container's agent user, so a guard that replaces the host file instead of
+/// writing it in place (or chowns it) is caught.
+const HOST_UID: u32 = 4242;
+const HOST_GID: u32 = 4343;
+
+/// The credentials under test and how each agent rewrites its own.
+#[derive(Clone, Copy, Debug)]
+pub struct Cred {
+    pub agent: &'static str,
+    /// Relative to the host home and to the container home alike.
+    pub path: &'static str,
+    /// Temp file + rename (claude) rather than in place (codex, gemini).
+    pub rename: bool,
+}
+
+pub const CREDS: [Cred; 3] = [
+    Cred {
+        agent: "claude",
+        path: ".claude/.credentials.json",
+        rename: true,
+    },
+    Cred {
+        agent: "codex",
+        path: ".codex/auth.json",
+        rename: false,
+    },
+    Cred {
+        agent: "gemini",
+        path: ".gemini/oauth_creds.json",
+        rename: false,
+    },
+];
+
+impl Cred {
+    /// A refreshed credential: new tokens marked with `tag`, expiring
+    /// `hours` from now. The session's logins expire within two days, so 72
+    /// hours or more is a refresh the guard must accept, a negative number
+    /// one it must refuse.
+    pub fn refreshed(&self, tag: &str, hours: i64) -> Vec<u8> {
+        let ms = ms_from_now(hours * 3600);
+        let text = match self.agent {
+            "claude" => format!(
+                r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-{tag}","refreshToken":"sk-ant-ort01-{tag}","expiresAt":{ms},"scopes":["user:inference"],"subscriptionType":"max"}}}}"#
+            ),
+            "codex" => {
+                let token = jwt(ms / 1000);
+                format!(
+                    r#"{{"OPENAI_API_KEY":null,"tokens":{{"id_token":"{token}","access_token":"{token}","refresh_token":"codex-{tag}","account_id":"acct"}},"last_refresh":"{}"}}"#,
+                    jiff::Timestamp::now()
+                )
+            }
+            "gemini" => format!(
+                r#"{{"access_token":"ya29.{tag}","refresh_token":"1//{tag}","token_type":"Bearer","expiry_date":{ms}}}"#
+            ),
+            other => unreachable!("no refresh for {other}"),
+        };
+        text.into_bytes()
+    }
+
+    /// The agent's copy inside the container.
+    pub fn in_container(&self) -> String {
+        format!("{HOME}/{}", self.path)
+    }
+
+    /// Write `bytes` as the agent does, as the agent user.
+    pub fn write_in_container(&self, container: &Container, bytes: &[u8]) {
+        let script = if self.rename {
+            // Like claude: a private temp file beside the target, renamed over it.
+            "umask 077; tmp=\"$1.tmp.$$\"; cat > \"$tmp\" && mv -f \"$tmp\" \"$1\""
+        } else {
+            "cat > \"$1\""
+        };
+        container.sh_ok(false, script, &[&self.in_container()], Some(bytes));
+    }
+}
+
+/// What must not change about a host credential file when the guard writes it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Identity {
+    ino: u64,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+impl Identity {
+    pub fn of(path: &Path) -> Identity {
+        let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Identity {
+            ino: m.ino(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mode: m.mode() & 0o7777,
+        }
+    }
+}
+
+/// A manifest entry, as far as the tests need it.
+#[derive(Debug)]
+pub struct ManagedFile {
+    pub src: String,
+    pub container_target: String,
+    pub host_original: String,
+    pub bind: bool,
+    pub mode: String,
+}
+
+pub struct Session {
+    pub env: TestEnv,
+    pub guard: Guard,
+    pub image: &'static str,
+    /// The auth dir's paths right after setup: the container must add none.
+    auth_paths: Vec<PathBuf>,
+    /// The tests run as root, and the host home belongs to `HOST_UID`.
+    as_root: bool,
+}
+
+impl Session {
+    /// A logged-in host home and its auth dir, or `None` when Docker tests
+    /// are skipped on this machine.
+    pub fn new(guard: Guard, test: &str) -> Option<Session> {
+        let image = image_or_skip(test)?;
+        let env = TestEnv::empty();
+        env.claude(ms_from_now(3 * 3600));
+        env.codex(jiff::Timestamp::now().as_second() + 2 * 86400);
+        env.gemini(ms_from_now(17 * 60));
+        // The temp dir was made by this process, so it has our uid.
+        let as_root = std::fs::metadata(env.dir.path()).unwrap().uid() == 0;
+        if as_root {
+            // The whole temp dir, so the host user can reach its files.
+            chown_tree(env.dir.path(), HOST_UID, HOST_GID);
+        }
+        let session = Session {
+            env,
+            guard,
+            image,
+            auth_paths: Vec::new(),
+            as_root,
+        };
+        Some(session.setup())
+    }
+
+    fn setup(mut self) -> Session {
+        let mut cmd = self.env.caw();
+        cmd.args(["auth", "setup", "--auth-dir"])
+            .arg(&self.env.auth);
+        if self.guard == Guard::Rust {
+            cmd.env("CAW_STATIC_BINARY", static_caw());
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "setup failed: {}", stderr(&out));
+        let bundled = self.env.auth.join("bin/caw").exists();
+        assert_eq!(
+            bundled,
+            self.guard == Guard::Rust,
+            "bin/caw bundled: {bundled}, guard {:?}; setup said: {}",
+            self.guard,
+            stderr(&out)
+        );
+        self.auth_paths = tree_state(&self.env.auth).into_keys().collect();
+        self
+    }
+
+    pub fn host(&self, rel: &str) -> PathBuf {
+        self.env.home.join(rel)
+    }
+
+    /// `caw auth docker-flags --format <format>` as `docker run` arguments:
+    /// the `v` and `mount` forms split on white space, as `$(…)` does.
+    pub fn flags(&self, format: &str) -> Vec<String> {
+        let out = self.env.auth(&["docker-flags", "--format", format]);
+        assert!(out.status.success(), "docker-flags: {}", stderr(&out));
+        let text = stdout(&out);
+        if format == "json" {
+            serde_json::from_str(&text).unwrap()
+        } else {
+            text.split_whitespace().map(str::to_string).collect()
+        }
+    }
+
+    /// A container started with `$(caw auth docker-flags)`, set up and guarded.
+    pub fn serve(&self, label: &str) -> Container {
+        self.serve_with(label, &self.flags("v"))
+    }
+
+    pub fn serve_with(&self, label: &str, flags: &[String]) -> Container {
+        let container = Container::serve(label, self.image, flags);
+        self.assert_guard_runs(&container);
+        container
+    }
+
+    /// The guard from the pid file is alive, and it is the one under test.
+    fn assert_guard_runs(&self, container: &Container) {
+        let exe = container.sh_ok(
+            true,
+            "pid=$(cat /tmp/caw_credential_guard.pid) && kill -0 \"$pid\" \
+             && readlink /proc/$pid/exe",
+            &[],
+            None,
+        );
+        let expected = match self.guard {
+            Guard::Rust => format!("{MOUNT_POINT}/bin/caw"),
+            Guard::Shell => "/bin/busybox".to_string(),
+        };
+        assert_eq!(exe.trim(), expected, "the guard's executable");
+    }
+
+    pub fn manifest(&self) -> Vec<ManagedFile> {
+        let text = std::fs::read_to_string(self.env.auth.join("manifest.json")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut files = Vec::new();
+        for agent in manifest["agents"].as_object().unwrap().values() {
+            for f in agent["files"].as_array().unwrap() {
+                let s = |key: &str| f[key].as_str().unwrap().to_string();
+                files.push(ManagedFile {
+                    src: s("src"),
+                    container_target: s("container_target"),
+                    host_original: s("host_original"),
+                    bind: s("strategy") == "bind",
+                    mode: s("mode"),
+                });
+            }
+        }
+        files
+    }
+
+    /// Write a host credential in place, as the host's agent (or a bind
+    /// mount's only visible kind of write) does.
+    pub fn write_on_host(&self, cred: &Cred, bytes: &[u8]) {
+        use std::io::Write as _;
+        let path = self.host(cred.path);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(bytes).unwrap();
+        file.sync_all().unwrap();
+    }
+
+    /// The host file's bytes as its owner reads them (`cat` run as the host
+    /// user when the tests run as root).
+    pub fn read_as_host_user(&self, cred: &Cred) -> Vec<u8> {
+        let path = self.host(cred.path);
+        let mut cat = Command::new("cat");
+        cat.arg(&path);
+        if self.as_root {
+            // std drops root's supplementary groups when it changes the uid.
+            cat.uid(HOST_UID).gid(HOST_GID);
+        }
+        let out = cat.output().unwrap();
+        assert!(
+            out.status.success(),
+            "the host user cannot read `{}`: {}",
+            path.display(),
+            text(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// How the host file looks when the guard has left it alone.
+    pub fn host_identity(&self, cred: &Cred) -> Identity {
+        Identity::of(&self.host(cred.path))
+    }
+
+    /// Remove the container, then [`Session::teardown`].
+    pub fn finish(self, container: Container) {
+        drop(container);
+        self.teardown();
+    }
+
+    /// With no container left: check that the containers left nothing in the
+    /// auth dir and that `caw auth teardown` removes the auth dir and nothing
+    /// else.
+    pub fn teardown(self) {
+        let after: Vec<PathBuf> = tree_state(&self.env.auth).into_keys().collect();
+        assert_eq!(
+            after, self.auth_paths,
+            "the container left files in (or removed files from) the auth dir"
+        );
+        let home = tree_state(&self.env.home);
+        let out = self.env.auth(&["teardown"]);
+        assert!(out.status.success(), "teardown: {}", stderr(&out));
+        assert!(!self.env.auth.exists(), "teardown left the auth dir");
+        assert_eq!(
+            home,
+            tree_state(&self.env.home),
+            "teardown changed the host home"
+        );
+    }
+}
+
+fn chown_tree(root: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).unwrap();
+    if std::fs::symlink_metadata(root).unwrap().is_dir() {
+        for entry in std::fs::read_dir(root).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+/// `mode uid gid user group` as `stat` in the container prints it, for a
+/// file owned by the agent user.
+pub fn agent_owned(mode: &str) -> String {
+    use crate::image::{GID, GROUP, UID, USER};
+    format!(
+        "{} {UID} {GID} {USER} {GROUP}",
+        mode.trim_start_matches('0')
+    )
+}
