@@ -145,7 +145,7 @@ pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
 }
 
 /// Attach the path to an error from a std call, the way `fs-err` does.
-pub(crate) fn with_path(err: std::io::Error, path: &Path) -> std::io::Error {
+pub fn with_path(err: std::io::Error, path: &Path) -> std::io::Error {
     std::io::Error::new(err.kind(), format!("{err} (path: `{}`)", path.display()))
 }
 

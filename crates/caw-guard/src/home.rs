@@ -15,6 +15,8 @@ use std::io::{self, Read as _};
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use caw_auth::fs::with_path;
+
 use crate::decide::SideState;
 use crate::sys;
 use crate::{Error, Result};
@@ -279,10 +281,6 @@ fn blocked_or(e: io::Error, at: &Path) -> io::Error {
         ),
         _ => with_path(e, at),
     }
-}
-
-fn with_path(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{e} (path: `{}`)", path.display()))
 }
 
 #[cfg(test)]

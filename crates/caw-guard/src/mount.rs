@@ -14,6 +14,8 @@ use std::os::fd::{AsFd as _, BorrowedFd};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
+use caw_auth::fs::with_path;
+
 use crate::sys;
 
 /// A bind-mounted credential, held open.
@@ -169,10 +171,6 @@ fn unescape_octal(field: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn with_path(e: io::Error, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{e} (path: `{}`)", path.display()))
 }
 
 #[cfg(test)]
