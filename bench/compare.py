@@ -480,8 +480,8 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ours", type=Path, default=default_ours(),
                     help="our release binary (default: $CARGO_TARGET_DIR or target/, release/caw)")
-    ap.add_argument("--theirs", type=Path, default=HERE / ".venv" / "bin" / "caw",
-                    help="coding-agent-wrapper's caw script (default: bench/.venv/bin/caw)")
+    ap.add_argument("--theirs", type=Path, default=HERE.parent / "target" / "reference-venv" / "bin" / "caw",
+                    help="coding-agent-wrapper's caw script (default: target/reference-venv/bin/caw, see scripts/reference-caw.sh)")
     ap.add_argument("--flags-runs", type=int, default=30, help="docker-flags runs per side")
     ap.add_argument("--setup-runs", type=int, default=10, help="setup runs per side")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs per side first")
