@@ -20,6 +20,7 @@
 
 pub mod agents;
 pub mod bundle;
+pub mod credential;
 mod docker_flags;
 mod error;
 pub mod expiry;

@@ -21,6 +21,26 @@ pub const DEFAULT_CONTAINER_HOME: &str = "/home/playground";
 /// Default agent user in the container (`U`).
 pub const DEFAULT_CONTAINER_USER: &str = "playground";
 
+/// How the credentials reach containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// Through `A/live`, kept equal with the host files by `caw auth sync`.
+    #[default]
+    Live,
+    /// Each host credential file bind-mounted over its snapshot (caw 0.1.x's layout).
+    Bind,
+}
+
+impl AuthMode {
+    /// The manifest's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Live => "live",
+            AuthMode::Bind => "bind",
+        }
+    }
+}
+
 /// Whether a file is a login or a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +136,8 @@ pub struct AgentEntry {
 /// A validated v1 manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
+    /// How credentials reach containers (absent in 0.1.x manifests: `bind`).
+    pub mode: AuthMode,
     /// When `setup` wrote it (ISO-8601, UTC).
     pub created_at: String,
     /// The host home the files were read from (`H`).
@@ -147,6 +169,7 @@ impl Manifest {
         }
         let mut root = Map::new();
         root.insert("version".into(), 1.into());
+        root.insert("mode".into(), self.mode.as_str().into());
         root.insert("created_at".into(), self.created_at.clone().into());
         root.insert(
             "host_home".into(),
@@ -200,6 +223,12 @@ impl Manifest {
                 Some(_) => Err(bad(key, "must be a string")),
             }
         };
+        let mode = match root.get("mode") {
+            None => AuthMode::Bind,
+            Some(Value::String(s)) if s == "live" => AuthMode::Live,
+            Some(Value::String(s)) if s == "bind" => AuthMode::Bind,
+            Some(_) => return Err(bad("mode", "must be `live` or `bind`")),
+        };
         let created_at = string("created_at", Some(""))?;
         let host_home = string("host_home", None)?;
         let container_home = string("container_home", Some(DEFAULT_CONTAINER_HOME))?;
@@ -238,6 +267,7 @@ impl Manifest {
             agents.push((name.clone(), AgentEntry { files: out }));
         }
         Ok(Manifest {
+            mode,
             created_at,
             host_home: PathBuf::from(host_home),
             container_home,

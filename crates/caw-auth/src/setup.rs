@@ -79,7 +79,7 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     let mut skipped = Vec::new();
     for agent in selected {
         let missing: Vec<String> = agent
-            .required()
+            .required
             .iter()
             .filter(|rel| !host_home.join(rel).is_file())
             .map(|rel| rel.to_string())
@@ -87,7 +87,7 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         if missing.is_empty() {
             usable.push(agent);
         } else {
-            skipped.push((agent.name().to_string(), missing));
+            skipped.push((agent.name.to_string(), missing));
         }
     }
     if usable.is_empty() {
@@ -116,7 +116,7 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         let (entry, files) = collect_agent(agent, &host_home, &ctx)?;
         log::info!(
             "{}: {}",
-            agent.name(),
+            agent.name,
             entry
                 .files
                 .iter()
@@ -125,10 +125,11 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
                 .join(", ")
         );
         staged.extend(files);
-        entries.push((agent.name().to_string(), entry));
+        entries.push((agent.name.to_string(), entry));
     }
 
     let manifest = Manifest {
+        mode: crate::manifest::AuthMode::Bind,
         created_at: jiff::Timestamp::now().to_string(),
         host_home: host_home.clone(),
         container_home,
@@ -163,14 +164,14 @@ fn option_path(option: &'static str, given: &Option<String>, default: &str) -> R
 
 /// Read, validate and clean one agent's files.
 fn collect_agent(
-    agent: &dyn Agent,
+    agent: &Agent,
     home: &Path,
     ctx: &CleanContext<'_>,
 ) -> Result<(AgentEntry, Vec<Staged>)> {
     let mut entry = AgentEntry::default();
     let mut staged = Vec::new();
 
-    let cred_path = home.join(agent.credential_host());
+    let cred_path = home.join(agent.credential);
     let bytes = fs_err::read(&cred_path)?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidInput {
@@ -184,20 +185,20 @@ fn collect_agent(
         });
     }
     entry.files.push(ManifestFile {
-        src: agent.credential_src().to_string(),
-        container_target: agent.credential_host().to_string(),
-        host_original: agent.credential_host().to_string(),
+        src: agent.credential_src.to_string(),
+        container_target: agent.credential.to_string(),
+        host_original: agent.credential.to_string(),
         file_type: FileType::Credential,
         strategy: Strategy::Bind,
         mode: Mode::Private,
     });
     staged.push(Staged {
-        src: agent.credential_src().to_string(),
+        src: agent.credential_src.to_string(),
         bytes,
         mode: Mode::Private,
     });
 
-    for config in agent.configs() {
+    for config in agent.configs {
         let Some(candidate) = config
             .candidates
             .iter()
@@ -206,9 +207,15 @@ fn collect_agent(
             continue;
         };
         let path = home.join(candidate.host);
+        // Configs holding account data stay private in the container too.
+        let mode = if config.private {
+            Mode::Private
+        } else {
+            Mode::Public
+        };
         let raw = fs_err::read(&path)?;
         let cleaned = agent
-            .clean_config(candidate, &raw, ctx)
+            .clean(candidate, &raw, ctx)
             .map_err(|reason| Error::InvalidInput { path, reason })?;
         entry.files.push(ManifestFile {
             src: candidate.src.to_string(),
@@ -216,12 +223,12 @@ fn collect_agent(
             host_original: candidate.host.to_string(),
             file_type: FileType::Config,
             strategy: Strategy::Copy,
-            mode: Mode::Public,
+            mode,
         });
         staged.push(Staged {
             src: candidate.src.to_string(),
             bytes: cleaned,
-            mode: Mode::Public,
+            mode,
         });
     }
     Ok((entry, staged))

@@ -2,8 +2,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Agent, CleanContext, ConfigCandidate, ConfigFile};
-use crate::expiry::{self, Freshness};
+use super::{
+    millis, non_empty, Agent, CleanContext, ConfigCandidate, ConfigFile, CredentialFacts,
+    ShellRules,
+};
+use crate::credential::Identity;
 
 /// Top-level keys of `.claude.json` that carry account state the container
 /// needs; everything else (history, host projects, MCP servers) stays home.
@@ -26,63 +29,64 @@ const KEPT_KEYS: &[&str] = &[
     "autoUpdates",
 ];
 
-pub(super) struct Claude;
+pub(super) static CLAUDE: Agent = Agent {
+    name: "claude",
+    credential: ".claude/.credentials.json",
+    credential_src: "claude/credentials.json",
+    required: &[".claude.json", ".claude/.credentials.json"],
+    configs: &[ConfigFile {
+        candidates: &[ConfigCandidate {
+            host: ".claude.json",
+            src: "claude/config.json",
+            target: ".claude.json",
+        }],
+        // The account's e-mail, organisation and user id: private.
+        private: true,
+    }],
+    read_credential: read,
+    clean_config: Some(clean),
+    shell: ShellRules::Sync {
+        object: "claudeAiOauth",
+        expiry: "expiresAt",
+        tokens: &["accessToken", "refreshToken"],
+    },
+};
 
-impl Agent for Claude {
-    fn name(&self) -> &'static str {
-        "claude"
+/// `claudeAiOauth.expiresAt` (ms); a login needs both tokens and an expiry
+/// (a refused refresh leaves them empty and `expiresAt` 0). The file does not
+/// say whose login it is.
+fn read(cred: &Value) -> CredentialFacts {
+    let oauth = cred.get("claudeAiOauth").unwrap_or(&Value::Null);
+    let expires_at = millis(oauth.get("expiresAt"));
+    let has_token = expires_at.is_some()
+        && non_empty(oauth, "accessToken").is_some()
+        && non_empty(oauth, "refreshToken").is_some();
+    CredentialFacts {
+        expires_at,
+        tiebreak: None,
+        has_token,
+        identity: Identity::default(),
     }
+}
 
-    fn credential_host(&self) -> &'static str {
-        ".claude/.credentials.json"
-    }
-
-    fn credential_src(&self) -> &'static str {
-        "claude/credentials.json"
-    }
-
-    fn required(&self) -> &'static [&'static str] {
-        &[".claude.json", ".claude/.credentials.json"]
-    }
-
-    fn configs(&self) -> &'static [ConfigFile] {
-        &[ConfigFile {
-            candidates: &[ConfigCandidate {
-                host: ".claude.json",
-                src: "claude/config.json",
-                target: ".claude.json",
-            }],
-        }]
-    }
-
-    fn clean_config(
-        &self,
-        _candidate: &ConfigCandidate,
-        bytes: &[u8],
-        ctx: &CleanContext<'_>,
-    ) -> Result<Vec<u8>, String> {
-        let mut cleaned = Map::new();
-        for (key, v) in KEPT_KEYS.iter().zip(kept_values(bytes)?) {
-            if let Some(v) = v {
-                cleaned.insert((*key).to_string(), v);
-            }
+/// Keep the account keys, and replace `projects` by the container's own.
+fn clean(
+    _candidate: &ConfigCandidate,
+    bytes: &[u8],
+    ctx: &CleanContext<'_>,
+) -> Result<Vec<u8>, String> {
+    let mut cleaned = Map::new();
+    for (key, v) in KEPT_KEYS.iter().zip(kept_values(bytes)?) {
+        if let Some(v) = v {
+            cleaned.insert((*key).to_string(), v);
         }
-        let mut projects = Map::new();
-        projects.insert(ctx.container_home.to_string(), container_project());
-        cleaned.insert("projects".into(), Value::Object(projects));
-        let mut out =
-            serde_json::to_vec_pretty(&Value::Object(cleaned)).map_err(|e| e.to_string())?;
-        out.push(b'\n');
-        Ok(out)
     }
-
-    fn freshness(&self, credential: &Value) -> Freshness {
-        Freshness::expiring(
-            credential
-                .pointer("/claudeAiOauth/expiresAt")
-                .and_then(expiry::from_millis),
-        )
-    }
+    let mut projects = Map::new();
+    projects.insert(ctx.container_home.to_string(), container_project());
+    cleaned.insert("projects".into(), Value::Object(projects));
+    let mut out = serde_json::to_vec_pretty(&Value::Object(cleaned)).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    Ok(out)
 }
 
 /// The values of [`KEPT_KEYS`] in a `.claude.json`, in that order (a repeated key: the last).
@@ -160,17 +164,17 @@ fn container_project() -> Value {
 mod tests {
     use super::*;
 
-    fn clean(input: &str) -> Value {
+    fn cleaned(input: &str) -> Value {
         let ctx = CleanContext {
             container_home: "/home/playground",
         };
-        let cand = &Claude.configs()[0].candidates[0];
-        serde_json::from_slice(&Claude.clean_config(cand, input.as_bytes(), &ctx).unwrap()).unwrap()
+        let cand = &CLAUDE.configs[0].candidates[0];
+        serde_json::from_slice(&clean(cand, input.as_bytes(), &ctx).unwrap()).unwrap()
     }
 
     #[test]
     fn keeps_account_keys_and_drops_the_rest() {
-        let out = clean(
+        let out = cleaned(
             r#"{"oauthAccount":{"emailAddress":"a@b"},"numStartups":3,"autoUpdates":false,
                 "mcpServers":{"x":{}},"tipsHistory":{},"cachedChangelog":"long"}"#,
         );
@@ -184,7 +188,7 @@ mod tests {
 
     #[test]
     fn replaces_host_projects_by_the_container_home() {
-        let out = clean(
+        let out = cleaned(
             r#"{"projects":{"/home/dev/secret":{"allowedTools":["Bash"],"mcpServers":{"s":{}}},
                 "/srv/other":{}}}"#,
         );
@@ -203,36 +207,50 @@ mod tests {
         let ctx = CleanContext {
             container_home: "/h",
         };
-        let cand = &Claude.configs()[0].candidates[0];
-        assert!(Claude.clean_config(cand, b"[1]", &ctx).is_err());
-        let err = Claude.clean_config(cand, b"{\"a\": ", &ctx).unwrap_err();
+        let cand = &CLAUDE.configs[0].candidates[0];
+        assert!(clean(cand, b"[1]", &ctx).is_err());
+        let err = clean(cand, b"{\"a\": ", &ctx).unwrap_err();
         assert!(err.contains("line 1"), "{err}");
         // Dropped keys are skipped, not trusted: their syntax and UTF-8 are still checked.
-        let err = Claude
-            .clean_config(
-                cand,
-                b"{\"numStartups\": 1, \"projects\": {\"/a\": [1,}}",
-                &ctx,
-            )
-            .unwrap_err();
+        let err = clean(
+            cand,
+            b"{\"numStartups\": 1, \"projects\": {\"/a\": [1,}}",
+            &ctx,
+        )
+        .unwrap_err();
         assert!(err.contains("line 1"), "{err}");
-        let err = Claude
-            .clean_config(cand, b"{\"numStartups\": 1,\n \"tips\": \"\xff\"}", &ctx)
-            .unwrap_err();
+        let err = clean(cand, b"{\"numStartups\": 1,\n \"tips\": \"\xff\"}", &ctx).unwrap_err();
         assert!(err.contains("line 2 column 11"), "{err}");
-        assert!(Claude.clean_config(cand, b"{\"a\": 1} x", &ctx).is_err());
+        assert!(clean(cand, b"{\"a\": 1} x", &ctx).is_err());
     }
 
     #[test]
     fn a_repeated_kept_key_keeps_its_last_value() {
-        let out = clean(r#"{"numStartups": 1, "x": {"numStartups": 5}, "numStartups": 2}"#);
+        let out = cleaned(r#"{"numStartups": 1, "x": {"numStartups": 5}, "numStartups": 2}"#);
         assert_eq!(out["numStartups"], json!(2));
     }
 
     #[test]
-    fn expiry_from_expires_at_millis() {
-        let f = Claude.freshness(&json!({"claudeAiOauth": {"expiresAt": 1_700_000_000_000_i64}}));
+    fn expiry_and_tokens_from_claude_ai_oauth() {
+        let f = read(
+            &json!({"claudeAiOauth": {"accessToken": "a", "refreshToken": "r",
+                                               "expiresAt": 1_700_000_000_000_i64}}),
+        );
         assert_eq!(f.expires_at.unwrap().as_second(), 1_700_000_000);
-        assert_eq!(Claude.freshness(&json!({})).expires_at, None);
+        assert!(f.has_token);
+    }
+
+    #[test]
+    fn logged_out_shapes_have_no_token() {
+        // What Claude Code writes when a refresh is refused, and other empty logins.
+        for cred in [
+            json!({"claudeAiOauth": {"accessToken": "", "refreshToken": "", "expiresAt": 0}}),
+            json!({"claudeAiOauth": null}),
+            json!({}),
+            json!({"claudeAiOauth": {"accessToken": "a", "expiresAt": 1_700_000_000_000_i64}}),
+            json!({"claudeAiOauth": {"accessToken": "a", "refreshToken": "r"}}),
+        ] {
+            assert!(!read(&cred).has_token, "{cred}");
+        }
     }
 }

@@ -1,100 +1,98 @@
 //! Codex CLI: `~/.codex/auth.json` plus `~/.codex/config.toml` without host projects.
 
-use base64::Engine as _;
 use serde_json::Value;
 use toml_edit::{DocumentMut, Item, Table};
 
-use super::{Agent, CleanContext, ConfigCandidate, ConfigFile};
-use crate::expiry::Freshness;
+use super::{
+    jwt, non_empty, Agent, CleanContext, ConfigCandidate, ConfigFile, CredentialFacts, ShellRules,
+};
+use crate::credential::Identity;
 
-pub(super) struct Codex;
+pub(super) static CODEX: Agent = Agent {
+    name: "codex",
+    credential: ".codex/auth.json",
+    credential_src: "codex/auth.json",
+    required: &[".codex/auth.json"],
+    configs: &[ConfigFile {
+        candidates: &[ConfigCandidate {
+            host: ".codex/config.toml",
+            src: "codex/config.toml",
+            target: ".codex/config.toml",
+        }],
+        private: false,
+    }],
+    read_credential: read,
+    clean_config: Some(clean),
+    shell: ShellRules::NoSync("its expiry and account are in JWTs the shell cannot read"),
+};
 
-impl Agent for Codex {
-    fn name(&self) -> &'static str {
-        "codex"
-    }
-
-    fn credential_host(&self) -> &'static str {
-        ".codex/auth.json"
-    }
-
-    fn credential_src(&self) -> &'static str {
-        "codex/auth.json"
-    }
-
-    fn required(&self) -> &'static [&'static str] {
-        &[".codex/auth.json"]
-    }
-
-    fn configs(&self) -> &'static [ConfigFile] {
-        &[ConfigFile {
-            candidates: &[ConfigCandidate {
-                host: ".codex/config.toml",
-                src: "codex/config.toml",
-                target: ".codex/config.toml",
-            }],
-        }]
-    }
-
-    /// Drop every trusted host project (both the `projects` and the legacy
-    /// `project_trust` spelling) and trust the container home instead;
-    /// everything else, comments and order included, stays as written.
-    fn clean_config(
-        &self,
-        _candidate: &ConfigCandidate,
-        bytes: &[u8],
-        ctx: &CleanContext<'_>,
-    ) -> Result<Vec<u8>, String> {
-        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
-        let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-            // The error's Display quotes the offending line; keep only the position.
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            match line {
-                Some(line) => format!("{} at line {line}", e.message().trim_end()),
-                None => e.message().trim_end().to_string(),
-            }
-        })?;
-        doc.remove("project_trust");
-        doc.remove("projects");
-
-        let mut trusted = Table::new();
-        trusted.insert("trust_level", toml_edit::value("trusted"));
-        let mut projects = Table::new();
-        projects.set_implicit(true);
-        projects.insert(ctx.container_home, Item::Table(trusted));
-        doc.insert("projects", Item::Table(projects));
-        Ok(doc.to_string().into_bytes())
-    }
-
-    /// The `exp` claim of the access token; `last_refresh` orders equal expiries.
-    fn freshness(&self, credential: &Value) -> Freshness {
-        let expires_at = credential
-            .pointer("/tokens/access_token")
-            .and_then(Value::as_str)
-            .and_then(jwt_exp);
-        let tiebreak = credential
-            .get("last_refresh")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<jiff::Timestamp>().ok());
-        Freshness {
-            expires_at,
-            tiebreak,
+/// Drop every trusted host project (both the `projects` and the legacy
+/// `project_trust` spelling) and trust the container home instead;
+/// everything else, comments and order included, stays as written.
+fn clean(
+    _candidate: &ConfigCandidate,
+    bytes: &[u8],
+    ctx: &CleanContext<'_>,
+) -> Result<Vec<u8>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        // The error's Display quotes the offending line; keep only the position.
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        match line {
+            Some(line) => format!("{} at line {line}", e.message().trim_end()),
+            None => e.message().trim_end().to_string(),
         }
-    }
+    })?;
+    doc.remove("project_trust");
+    doc.remove("projects");
+
+    let mut trusted = Table::new();
+    trusted.insert("trust_level", toml_edit::value("trusted"));
+    let mut projects = Table::new();
+    projects.set_implicit(true);
+    projects.insert(ctx.container_home, Item::Table(trusted));
+    doc.insert("projects", Item::Table(projects));
+    Ok(doc.to_string().into_bytes())
 }
 
-/// The `exp` claim (seconds) of a JWT, without checking its signature.
-fn jwt_exp(token: &str) -> Option<jiff::Timestamp> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.get("exp")?;
-    let secs = exp.as_i64().or_else(|| exp.as_f64().map(|f| f as i64))?;
-    jiff::Timestamp::from_second(secs).ok()
+/// Expiry from the access token's `exp` claim, `last_refresh` for ties.
+///
+/// A ChatGPT login needs its access and refresh tokens; an API-key login its
+/// key. The kind is `chatgpt` or `apikey` (`auth_mode` when the file states
+/// it); the account is `tokens.account_id`, else the `id_token`'s e-mail.
+fn read(cred: &Value) -> CredentialFacts {
+    let tokens = cred.get("tokens").unwrap_or(&Value::Null);
+    let access = non_empty(tokens, "access_token");
+    let chatgpt = access.is_some() && non_empty(tokens, "refresh_token").is_some();
+    let api_key = non_empty(cred, "OPENAI_API_KEY").is_some();
+    let kind = match non_empty(cred, "auth_mode") {
+        Some(mode) => Some(mode.to_ascii_lowercase().replace(['_', '-'], "")),
+        None if chatgpt => Some("chatgpt".to_string()),
+        None if api_key => Some("apikey".to_string()),
+        None => None,
+    };
+    let account = non_empty(tokens, "account_id")
+        .map(str::to_string)
+        .or_else(|| {
+            non_empty(tokens, "id_token")
+                .and_then(jwt::claims)
+                .and_then(|c| jwt::email(&c).map(str::to_string))
+        });
+    CredentialFacts {
+        expires_at: access.and_then(jwt::claims).and_then(|c| jwt::exp(&c)),
+        tiebreak: cred
+            .get("last_refresh")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok()),
+        has_token: chatgpt || api_key,
+        identity: Identity::new(
+            [("account", account), ("kind", kind)]
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?))),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -102,22 +100,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn clean(input: &str) -> String {
+    fn cleaned(input: &str) -> String {
         let ctx = CleanContext {
             container_home: "/home/playground",
         };
-        let cand = &Codex.configs()[0].candidates[0];
-        String::from_utf8(Codex.clean_config(cand, input.as_bytes(), &ctx).unwrap()).unwrap()
-    }
-
-    pub(crate) fn jwt(claims: &str) -> String {
-        let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        format!("{}.{}.sig", e(r#"{"alg":"RS256"}"#), e(claims))
+        let cand = &CODEX.configs[0].candidates[0];
+        String::from_utf8(clean(cand, input.as_bytes(), &ctx).unwrap()).unwrap()
     }
 
     #[test]
     fn removes_host_projects_and_trusts_the_container_home() {
-        let out = clean(
+        let out = cleaned(
             "# my codex settings\nmodel = \"gpt-5\" # favourite\n\n\
              [projects.\"/home/dev/secret\"]\ntrust_level = \"trusted\"\n\n\
              [mcp_servers.docs]\n# docs server\ncommand = \"npx\"\n\n\
@@ -147,7 +140,7 @@ mod tests {
 
     #[test]
     fn inline_projects_are_replaced_too() {
-        let out = clean("projects = { \"/h/a\" = { trust_level = \"trusted\" } }\n");
+        let out = cleaned("projects = { \"/h/a\" = { trust_level = \"trusted\" } }\n");
         assert!(!out.contains("/h/a"), "{out}");
         let doc: toml_edit::DocumentMut = out.parse().unwrap();
         assert_eq!(
@@ -158,7 +151,7 @@ mod tests {
 
     #[test]
     fn empty_config_gets_the_container_project() {
-        let out = clean("");
+        let out = cleaned("");
         assert_eq!(
             out.trim(),
             "[projects.\"/home/playground\"]\ntrust_level = \"trusted\""
@@ -170,28 +163,59 @@ mod tests {
         let ctx = CleanContext {
             container_home: "/h",
         };
-        let cand = &Codex.configs()[0].candidates[0];
-        let err = Codex
-            .clean_config(cand, b"ok = 1\napi_key = \"sk-secret\n", &ctx)
-            .unwrap_err();
+        let cand = &CODEX.configs[0].candidates[0];
+        let err = clean(cand, b"ok = 1\napi_key = \"sk-secret\n", &ctx).unwrap_err();
         assert!(err.contains("line 2"), "{err}");
         assert!(!err.contains("sk-secret"), "{err}");
     }
 
     #[test]
     fn expiry_from_the_access_token_exp_claim() {
-        let cred = json!({"tokens": {"access_token": jwt(r#"{"exp":1700000000}"#)},
+        let token = jwt::encode(r#"{"exp":1700000000}"#);
+        let cred = json!({"tokens": {"access_token": token, "refresh_token": "r"},
                           "last_refresh": "2025-01-02T03:04:05.123Z"});
-        let f = Codex.freshness(&cred);
+        let f = read(&cred);
         assert_eq!(f.expires_at.unwrap().as_second(), 1_700_000_000);
         assert_eq!(f.tiebreak.unwrap().as_second(), 1_735_787_045);
+        assert!(f.has_token);
+        assert_eq!(f.identity.get("kind"), Some("chatgpt"));
     }
 
     #[test]
-    fn api_key_alone_has_no_expiry() {
-        let f = Codex.freshness(&json!({"OPENAI_API_KEY": "sk-x", "tokens": null}));
+    fn api_key_alone_has_no_expiry_and_is_another_kind() {
+        let f = read(&json!({"OPENAI_API_KEY": "sk-x", "tokens": null}));
         assert_eq!(f.expires_at, None);
-        let garbage = json!({"tokens": {"access_token": "not.a-jwt!.x"}});
-        assert_eq!(Codex.freshness(&garbage).expires_at, None);
+        assert!(f.has_token);
+        assert_eq!(f.identity.get("kind"), Some("apikey"));
+        let garbage = json!({"tokens": {"access_token": "not.a-jwt!.x", "refresh_token": "r"}});
+        assert_eq!(read(&garbage).expires_at, None);
+    }
+
+    #[test]
+    fn the_account_comes_from_account_id_or_the_id_token_email() {
+        let id = jwt::encode(r#"{"email":"dev@example.com"}"#);
+        let with_id = json!({"tokens": {"access_token": "a", "refresh_token": "r",
+                                        "account_id": "acct-1", "id_token": id}});
+        assert_eq!(read(&with_id).identity.get("account"), Some("acct-1"));
+        let email_only =
+            json!({"tokens": {"access_token": "a", "refresh_token": "r", "id_token": id}});
+        assert_eq!(
+            read(&email_only).identity.get("account"),
+            Some("dev@example.com")
+        );
+        let stated = json!({"auth_mode": "ApiKey", "OPENAI_API_KEY": "sk"});
+        assert_eq!(read(&stated).identity.get("kind"), Some("apikey"));
+    }
+
+    #[test]
+    fn logged_out_shapes_have_no_token() {
+        for cred in [
+            json!({}),
+            json!({"OPENAI_API_KEY": null, "tokens": null}),
+            json!({"OPENAI_API_KEY": "", "tokens": {"access_token": "", "refresh_token": ""}}),
+            json!({"tokens": {"access_token": "a"}}),
+        ] {
+            assert!(!read(&cred).has_token, "{cred}");
+        }
     }
 }

@@ -1,0 +1,275 @@
+//! What a credential file holds, judged once: whether it is a complete login,
+//! how fresh it is, and whose it is.
+//!
+//! Both sync directions (the container guard and the host sync) read every
+//! file through [`Credential::parse`] and decide on the result; nothing else
+//! interprets credential bytes. The bytes themselves are never kept here:
+//! only a [`Digest`], so that no token can reach a log through `Debug`.
+
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+use sha2::Digest as _;
+
+use crate::agents::Agent;
+
+/// The largest credential caw reads; anything bigger is not one.
+pub const MAX_CREDENTIAL_BYTES: u64 = 1 << 20;
+
+/// How far ahead an expiry may be and still order credentials. A later one
+/// is implausible for an OAuth access token, and trusting it would let one
+/// poisoned write block every later refresh.
+pub const PLAUSIBLE_AHEAD: SignedDuration = SignedDuration::from_hours(365 * 24);
+
+/// A content fingerprint (SHA-256 of a file's bytes).
+///
+/// Its `Debug` shows only a short prefix: enough to tell two states apart in
+/// a debug log, useless for guessing a token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The fingerprint of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(sha2::Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Digest({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// How fresh a credential is, as far as its file tells.
+///
+/// Ordered so that a greater value is the newer credential: first by
+/// `expires_at`, then by `tiebreak` (codex's `last_refresh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Freshness {
+    /// When the access token expires, if known (and plausible).
+    pub expires_at: Option<Timestamp>,
+    /// A second clock that orders credentials with the same expiry.
+    pub tiebreak: Option<Timestamp>,
+}
+
+impl Freshness {
+    /// Whether `self` is known to be strictly newer than `other`.
+    ///
+    /// Only known expiries are compared; equal expiries are ordered by the
+    /// tie-breaker when both sides have one. Unknown never orders anything.
+    pub fn is_fresher_than(&self, other: &Freshness) -> bool {
+        match (self.expires_at, other.expires_at) {
+            (Some(a), Some(b)) if a != b => a > b,
+            (Some(_), Some(_)) => {
+                matches!((self.tiebreak, other.tiebreak), (Some(a), Some(b)) if a > b)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whose login a credential is: `(key, value)` pairs such as the account and
+/// the kind of login.
+///
+/// Two identities conflict when a key is present in both with different
+/// values; a key only one side has, or an empty identity, says nothing.
+/// `Debug` shows the keys only: values can be e-mail addresses.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Identity(Vec<(String, String)>);
+
+impl Identity {
+    /// An identity from pairs; pairs with an empty value are dropped.
+    pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Identity(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .filter(|(_, v)| !v.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether the two are known to belong to different logins.
+    pub fn conflicts_with(&self, other: &Identity) -> bool {
+        self.0
+            .iter()
+            .any(|(k, v)| other.0.iter().any(|(ok, ov)| ok == k && ov != v))
+    }
+
+    /// The value for `key`, if known.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
+
+/// A complete credential file: a JSON object within the size cap, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// Fingerprint of the exact bytes.
+    pub digest: Digest,
+    /// Whether it holds a usable login (see [`crate::agents::CredentialFacts::has_token`]).
+    pub usable: bool,
+    /// How fresh it is; an expiry implausibly far ahead is left out.
+    pub freshness: Freshness,
+    /// Whose login it is, where the file tells.
+    pub identity: Identity,
+}
+
+impl Credential {
+    /// Judge `bytes` as `agent`'s credential, as of `now`.
+    ///
+    /// `None` when the bytes are not one complete JSON object within
+    /// [`MAX_CREDENTIAL_BYTES`]: a write in progress, or not a credential.
+    pub fn parse(agent: &Agent, bytes: &[u8], now: Timestamp) -> Option<Credential> {
+        if bytes.len() as u64 > MAX_CREDENTIAL_BYTES {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        if !value.is_object() {
+            return None;
+        }
+        let facts = (agent.read_credential)(&value);
+        let plausible =
+            |t: Option<Timestamp>| t.filter(|t| t.duration_since(now) <= PLAUSIBLE_AHEAD);
+        Some(Credential {
+            digest: Digest::of(bytes),
+            usable: facts.has_token,
+            freshness: Freshness {
+                expires_at: plausible(facts.expires_at),
+                tiebreak: plausible(facts.tiebreak),
+            },
+            identity: facts.identity,
+        })
+    }
+}
+
+/// The expiry `bytes` state for `agent` (as written, plausible or not), for
+/// showing to people; `None` when the file is not a credential or says nothing.
+pub fn stated_expiry(agent: &Agent, bytes: &[u8]) -> Option<Timestamp> {
+    if bytes.len() as u64 > MAX_CREDENTIAL_BYTES {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    value
+        .is_object()
+        .then(|| (agent.read_credential)(&value).expires_at)
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    fn fresh(exp: Option<i64>, tie: Option<i64>) -> Freshness {
+        Freshness {
+            expires_at: exp.map(ts),
+            tiebreak: tie.map(ts),
+        }
+    }
+
+    #[test]
+    fn only_known_expiries_order() {
+        let (old, new, unknown) = (
+            fresh(Some(100), None),
+            fresh(Some(200), None),
+            fresh(None, None),
+        );
+        assert!(new.is_fresher_than(&old));
+        assert!(!old.is_fresher_than(&new));
+        assert!(!new.is_fresher_than(&new));
+        assert!(!new.is_fresher_than(&unknown));
+        assert!(!unknown.is_fresher_than(&old));
+    }
+
+    #[test]
+    fn the_tiebreak_orders_equal_expiries_only() {
+        assert!(fresh(Some(100), Some(6)).is_fresher_than(&fresh(Some(100), Some(5))));
+        assert!(!fresh(Some(100), Some(5)).is_fresher_than(&fresh(Some(100), Some(6))));
+        assert!(!fresh(Some(100), Some(9)).is_fresher_than(&fresh(Some(200), Some(1))));
+        assert!(!fresh(Some(100), None).is_fresher_than(&fresh(Some(100), Some(1))));
+    }
+
+    #[test]
+    fn identities_conflict_only_on_a_shared_key() {
+        let a = Identity::new([("account", "a"), ("kind", "chatgpt")]);
+        let b = Identity::new([("account", "b"), ("kind", "chatgpt")]);
+        let key = Identity::new([("kind", "apikey")]);
+        let unknown = Identity::default();
+        assert!(a.conflicts_with(&b));
+        assert!(a.conflicts_with(&key) && key.conflicts_with(&a));
+        assert!(!a.conflicts_with(&a));
+        assert!(!a.conflicts_with(&unknown) && !unknown.conflicts_with(&a));
+        assert!(!Identity::new([("provider:x", "oauth")])
+            .conflicts_with(&Identity::new([("provider:y", "api")])));
+        assert_eq!(Identity::new([("account", "")]), unknown);
+    }
+
+    #[test]
+    fn debug_shows_neither_bytes_nor_identity_values() {
+        let id = Identity::new([("email", "dev@example.com")]);
+        assert_eq!(format!("{id:?}"), r#"{"email"}"#);
+        let text = format!("{:?}", Digest::of(b"secret-refresh-token"));
+        assert!(text.starts_with("Digest(") && text.len() < 20, "{text}");
+    }
+
+    #[test]
+    fn parse_needs_one_complete_object_within_the_cap() {
+        let agent = crate::agents::by_name("qwen").unwrap();
+        let now = ts(1_000_000);
+        for bytes in [&b""[..], b"{\"access_token\": ", b"[1]", b"null", b"{} x"] {
+            assert_eq!(Credential::parse(agent, bytes, now), None, "{bytes:?}");
+        }
+        let mut big = b"{\"x\":\"".to_vec();
+        big.resize(MAX_CREDENTIAL_BYTES as usize, b'a');
+        big.extend_from_slice(b"\"}");
+        assert_eq!(Credential::parse(agent, &big, now), None);
+        assert!(Credential::parse(agent, b"{}", now).is_some_and(|c| !c.usable));
+    }
+
+    #[test]
+    fn an_expiry_more_than_a_year_ahead_orders_nothing() {
+        let agent = crate::agents::by_name("qwen").unwrap();
+        let now = ts(1_700_000_000);
+        let cred = |secs: i64| {
+            let text = format!(
+                r#"{{"access_token":"a","refresh_token":"r","expiry_date":{}}}"#,
+                secs * 1000
+            );
+            Credential::parse(agent, text.as_bytes(), now).unwrap()
+        };
+        let day = 86_400;
+        assert_eq!(
+            cred(1_700_000_000 + 364 * day).freshness.expires_at,
+            Some(ts(1_700_000_000 + 364 * day))
+        );
+        assert_eq!(cred(1_700_000_000 + 366 * day).freshness.expires_at, None);
+        let poisoned = format!(
+            r#"{{"access_token":"a","refresh_token":"r","expiry_date":{}}}"#,
+            (1_700_000_000 + 9999 * day) * 1000
+        );
+        assert_eq!(
+            stated_expiry(agent, poisoned.as_bytes()),
+            Some(ts(1_700_000_000 + 9999 * day))
+        );
+    }
+}
