@@ -1,0 +1,34 @@
+//! The sync engine of caw: keep one credential equal on two ends.
+//!
+//! One pipeline, two instances. Events from inotify mark a [`Pair`] dirty;
+//! after a short debounce the pair is looked at: both ends are read and
+//! classified once ([`side::Look::classify`]), the pure [`decide()`] says which
+//! way the credential moves (or why it does not), and the one apply step
+//! writes it by temp file and rename, comparing before it commits. The
+//! container guard runs it on `home ⇄ live` (or `home ⇄ a bind-mounted host
+//! file`), the host sync on `host file ⇄ live`.
+//!
+//! ```
+//! use caw_sync::decide::{decide, Action, Observed, Side, Why};
+//! use caw_auth::{agents, credential::Credential};
+//!
+//! let claude = agents::by_name("claude").unwrap();
+//! let bytes = br#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":1}}"#;
+//! let live = Observed::Valid(Credential::parse(claude, bytes, jiff::Timestamp::now()).unwrap());
+//! assert_eq!(
+//!     decide(&live, &Observed::Missing, None, false),
+//!     Action::Copy { from: Side::A, why: Why::Restore },
+//! );
+//! ```
+
+pub mod decide;
+mod engine;
+mod fsx;
+mod pair;
+pub mod side;
+mod signals;
+
+pub use decide::decide;
+pub use engine::{Engine, Wake, MAX_DELAY, QUIET};
+pub use pair::{observe, Outcome, Pair, Voice, REPAIR_AFTER};
+pub use signals::StopSignals;

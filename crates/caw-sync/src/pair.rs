@@ -1,0 +1,238 @@
+//! One credential kept equal on two ends: observe both, decide, apply.
+//!
+//! [`Pair::step`] is the whole pipeline for one look at a pair: read both
+//! ends ([`End::look`]), classify each once, [`decide`], and carry out the
+//! decision, the only code that writes. A write that finds its destination
+//! changed since it was read commits nothing, and the pair is decided again.
+
+use std::time::{Duration, Instant};
+
+use caw_auth::agents::Agent;
+use caw_auth::credential::Digest;
+use jiff::Timestamp;
+
+use crate::decide::{decide, Action, Hold, Observed, Side, Waiting, Why};
+use crate::side::{Commit, End, Look};
+
+/// How long an incomplete or unusable B must stay unchanged, with nothing
+/// happening to the pair, before it is repaired from A: long enough for any
+/// live writer to finish, short enough that an agent does not notice.
+pub const REPAIR_AFTER: Duration = Duration::from_secs(3);
+
+/// How often one look may find its destination changed under it before the
+/// pair is left for the next event.
+const MAX_ROUNDS: usize = 8;
+
+/// How a pair's log lines read.
+#[derive(Debug, Clone, Copy)]
+pub struct Voice {
+    /// Put before every line, e.g. `[credential-guard]`.
+    pub prefix: &'static str,
+    /// Said when B is restored after having existed (a deleted copy).
+    pub on_deleted: &'static str,
+}
+
+/// What one look at a pair did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The ends were equal.
+    InSync,
+    /// One end was copied over the other.
+    Copied {
+        /// The source end.
+        from: Side,
+        /// Why.
+        why: Why,
+    },
+    /// Nothing was done, for this reason.
+    Held(Hold),
+    /// An end could not be read or written (logged).
+    Failed,
+}
+
+/// A credential and its two ends.
+#[derive(Debug)]
+pub struct Pair {
+    agent: &'static Agent,
+    a: End,
+    b: End,
+    voice: Voice,
+    /// The fingerprint both ends held after the last sync.
+    last: Option<Digest>,
+    /// The hold last reported, so a standing condition is said once.
+    reported: Option<Hold>,
+    /// Whether the last look failed (and said so).
+    failing: bool,
+    /// When something last happened to either end.
+    last_event: Instant,
+}
+
+impl Pair {
+    /// `agent`'s credential at `a` (nearer the host's truth) and `b` (restored when missing).
+    pub fn new(agent: &'static Agent, a: End, b: End, voice: Voice) -> Self {
+        Pair {
+            agent,
+            a,
+            b,
+            voice,
+            last: None,
+            reported: None,
+            failing: false,
+            last_event: Instant::now(),
+        }
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> &'static Agent {
+        self.agent
+    }
+
+    /// End `side`.
+    pub fn end(&self, side: Side) -> &End {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    /// Note that something happened to one of the ends (an event).
+    pub fn touched(&mut self, at: Instant) {
+        self.last_event = at;
+    }
+
+    /// Look at the pair once and act. Returns what happened and, when B is
+    /// waiting to be repaired, when to look again.
+    pub fn step(&mut self, at: Instant) -> (Outcome, Option<Instant>) {
+        for _ in 0..MAX_ROUNDS {
+            let (la, lb) = match (self.a.look(), self.b.look()) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => return (self.failed(&e), None),
+            };
+            let now = Timestamp::now();
+            let (oa, ob) = (la.classify(self.agent, now), lb.classify(self.agent, now));
+            let quiet = at.saturating_duration_since(self.last_event) >= REPAIR_AFTER;
+            match decide(&oa, &ob, self.last.as_ref(), quiet) {
+                Action::InSync => {
+                    self.last = oa.credential().map(|c| c.digest);
+                    self.settle();
+                    return (Outcome::InSync, None);
+                }
+                Action::Hold(hold) => {
+                    self.report(hold);
+                    let wake = matches!(
+                        hold,
+                        Hold::Waiting(Side::B, Waiting::Incomplete | Waiting::Unusable)
+                    )
+                    .then(|| self.last_event + REPAIR_AFTER);
+                    return (Outcome::Held(hold), wake);
+                }
+                Action::Copy { from, why } => {
+                    let (src, dst_look) = match from {
+                        Side::A => (&la, &lb),
+                        Side::B => (&lb, &la),
+                    };
+                    let Look::File(bytes) = src else {
+                        unreachable!("decide copies only a valid credential")
+                    };
+                    match self
+                        .end(from.other())
+                        .replace(bytes, dst_look.fingerprint())
+                    {
+                        Ok(Commit::Done) => {
+                            let existed = self.last.is_some();
+                            self.last = Some(Digest::of(bytes));
+                            self.settle();
+                            self.say_copied(from, why, existed);
+                            return (Outcome::Copied { from, why }, None);
+                        }
+                        // The destination moved since it was read: decide again.
+                        Ok(Commit::Changed) => continue,
+                        Err(e) => return (self.failed(&e), None),
+                    }
+                }
+            }
+        }
+        log::debug!(
+            "{} {}: still changing; waiting for the next event",
+            self.voice.prefix,
+            self.agent.name
+        );
+        (Outcome::Failed, None)
+    }
+
+    fn settle(&mut self) {
+        self.reported = None;
+        self.failing = false;
+    }
+
+    fn failed(&mut self, e: &std::io::Error) -> Outcome {
+        if !self.failing {
+            self.failing = true;
+            log::error!("{} {}: {e}", self.voice.prefix, self.agent.name);
+        }
+        Outcome::Failed
+    }
+
+    fn say_copied(&self, from: Side, why: Why, existed: bool) {
+        let (src, dst) = (self.end(from).path(), self.end(from.other()).path());
+        let note = match why {
+            Why::Restore if existed => {
+                format!(" (restored: it was deleted; {})", self.voice.on_deleted)
+            }
+            Why::Restore => String::new(),
+            Why::ReplaceSymlink => " (replaced a symlink)".into(),
+            Why::Repair => " (repaired: it stayed incomplete or unreadable)".into(),
+            Why::KeepNewest => " (it had been replaced by an older login)".into(),
+            Why::Changed | Why::Newer => String::new(),
+        };
+        log::info!(
+            "{} synced {} -> {}{note}",
+            self.voice.prefix,
+            src.display(),
+            dst.display()
+        );
+    }
+
+    /// Say a hold once while it stands.
+    fn report(&mut self, hold: Hold) {
+        if self.reported == Some(hold) {
+            return;
+        }
+        self.reported = Some(hold);
+        let p = self.voice.prefix;
+        let path = |s: Side| self.end(s).path().display().to_string();
+        match hold {
+            Hold::LoggedOut(s) => log::warn!(
+                "{p} not syncing {} -> {}: it holds no usable login (a logout or a refused \
+                 refresh); it stays where it was written and the other side keeps its login",
+                path(s),
+                path(s.other())
+            ),
+            Hold::Foreign(s) => log::warn!(
+                "{p} not syncing {} -> {}: it is a login of another account or kind; each side \
+                 keeps its own",
+                path(s),
+                path(s.other())
+            ),
+            Hold::Waiting(s, Waiting::Missing) => {
+                log::warn!("{p} {} is missing; waiting for it", path(s))
+            }
+            Hold::Waiting(Side::A, Waiting::Unusable) => log::warn!(
+                "{p} {} is not a plain file caw may read (a symlink, directory, FIFO or hard \
+                 link); not syncing it",
+                path(Side::A)
+            ),
+            Hold::Waiting(Side::B, Waiting::Unusable) => log::warn!(
+                "{p} {} is not a plain file caw may read (a directory, a FIFO, a hard link, or a \
+                 symlink on the way); leaving it alone for now",
+                path(Side::B)
+            ),
+            Hold::Waiting(s, w) => log::debug!("{p} {}: waiting ({w:?})", path(s)),
+        }
+    }
+}
+
+/// Classify what an end holds now (for status and tests).
+pub fn observe(end: &End, agent: &Agent) -> std::io::Result<Observed> {
+    Ok(end.look()?.classify(agent, Timestamp::now()))
+}
