@@ -428,7 +428,7 @@ fn setup_copies_every_file_owned_by_the_agent_user(guard: Guard) {
         return;
     };
     let (_, uid, gid) = s.user;
-    for (rel, mode) in [(CLAUDE, 0o600), (CODEX, 0o600), (".claude.json", 0o644)] {
+    for (rel, mode) in [(CLAUDE, 0o600), (CODEX, 0o600), (".claude.json", 0o600)] {
         let m = std::fs::symlink_metadata(s.home_file(rel)).unwrap();
         assert!(m.is_file(), "{rel}");
         assert_eq!(

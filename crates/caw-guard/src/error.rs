@@ -40,6 +40,17 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// Live mode, but `M/live` is not mounted from the host.
+    #[error(
+        "`{}` is not mounted from the host: the live credentials are missing; start the \
+         container with `docker run $(caw auth docker-flags) …` or with `caw run`",
+        path.display()
+    )]
+    MissingLiveMount {
+        /// `M/live`.
+        path: PathBuf,
+    },
+
     /// A staged config named by the manifest is absent from the auth dir.
     #[error("`{}` is missing from the auth dir; run `caw auth setup` again on the host", path.display())]
     MissingStaged {
@@ -61,15 +72,6 @@ pub enum Error {
     NotRoot {
         /// The agent user.
         user: String,
-    },
-
-    /// A path in the container home cannot be written without following a symlink.
-    #[error("refusing to write `{}`: {reason}", path.display())]
-    UnsafeHomePath {
-        /// The path that would be written.
-        path: PathBuf,
-        /// What is in the way (a symlink or non-directory component).
-        reason: String,
     },
 
     /// The background guard did not come up.

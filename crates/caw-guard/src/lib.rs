@@ -1,52 +1,35 @@
-//! The container side of caw: copy the staged files into the agent's home,
-//! then keep each bind-mounted host credential and the agent's copy equal.
+//! The container side of caw: put the logins into the agent's home, then
+//! keep each credential equal between the home and the host (through
+//! `M/live` in live mode, the bind-mounted host file in bind mode) with the
+//! sync engine of [`caw_sync`].
 //!
-//! The guard is one pipeline: inotify events (on the bind-mounted file's own
-//! inode, and on the home directories filtered by name) → debounce →
-//! [`decide()`] per pair → an in-place write to the host file or a temp file
-//! renamed into the home. [`decide()`] is a pure function of the two sides'
-//! states and the last synced fingerprint, so the rules are tested as a
-//! table; the loop in [`guard`] only feeds it.
-//!
-//! The guarantees, each kept by one module:
-//! - the host file keeps its inode, owner and mode ([`mount`]: in-place writes
-//!   through a descriptor held from the start);
-//! - the home copy is replaced atomically, owned by the agent user with the
-//!   manifest's mode, and no symlink below the home is followed ([`home`]);
-//! - a half-written or non-JSON file is never copied, and no token is replaced
-//!   by one that expires earlier ([`mod@decide`]);
-//! - users are read from `/etc/passwd`, never NSS, so a static build works in
-//!   any image ([`user`]).
-//!
-//! ```
-//! use caw_guard::decide::{decide, Action, CopyReason, SideState};
-//!
-//! let host = SideState::of_bytes("claude", br#"{"claudeAiOauth":{"expiresAt":2}}"#);
-//! assert_eq!(decide(&host, &SideState::Missing, None), Action::ToHome(CopyReason::HomeMissing));
-//! ```
+//! - [`container_setup`] checks the mounts, copies the configs, brings each
+//!   credential into the home by the guard's own rules, and starts the guard
+//!   in the background;
+//! - [`run_guard`] is that guard: [`caw_sync::Engine`] on one pair per
+//!   credential until SIGTERM;
+//! - users are read from `/etc/passwd`, never NSS, so a static build works
+//!   in any image ([`user`]).
 
-pub mod decide;
 mod error;
-pub mod guard;
-pub mod home;
-pub mod mount;
+mod guard;
+mod mounts;
 pub mod setup;
-mod sys;
 pub mod user;
 
-pub use decide::decide;
 pub use error::{Error, Result};
-pub use guard::{run_guard, Guard, GuardConfig, GuardOptions, PairSpec};
+pub use guard::{run_guard, GuardOptions, LIVE_DIR};
 pub use setup::{container_setup, GuardCommand, SetupOptions, READY_FD};
 
 /// Take the ready-notification descriptor a parent `container-setup` passed,
 /// if it is open.
-pub fn inherited_ready_fd(fd: i32) -> Option<std::os::fd::OwnedFd> {
-    sys::inherited_fd(fd)
-}
-
-/// SIGTERM/SIGINT/SIGHUP as a readable descriptor, for callers that drive
-/// [`Guard::run`] themselves.
-pub fn stop_signals() -> std::io::Result<impl std::os::fd::AsFd> {
-    sys::StopSignals::new()
+pub fn inherited_ready_fd(fd: std::os::fd::RawFd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd as _;
+    // Only a descriptor above stdio that this process has open.
+    if fd < 3 || !std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists() {
+        return None;
+    }
+    // SAFETY: the descriptor is open (checked above, while this process is
+    // still single-threaded) and was handed to this process to own.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }

@@ -1,5 +1,5 @@
-//! `caw auth container-setup`: copy the manifest's files into the agent's
-//! home, then replace any running guard by a new one in the background.
+//! `caw auth container-setup`: put the logins into the agent's home, then
+//! replace any running guard by a new one in the background.
 
 use std::ffi::OsString;
 use std::io::Read as _;
@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use caw_auth::manifest::{Manifest, Strategy};
+use caw_auth::manifest::{AuthMode, Manifest, Strategy};
+use caw_sync::side::DirFile;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
-use crate::home::Home;
-use crate::mount::is_mount_point;
-use crate::sys;
+use crate::guard::{self, LIVE_DIR};
+use crate::mounts::is_mount_point;
 use crate::user::{self, User};
 use crate::{Error, Result};
 
@@ -86,11 +89,12 @@ pub struct Checked {
 }
 
 /// Check everything `container-setup` needs before anything is written:
-/// root (or the agent user itself), the user, the manifest, and a non-empty
-/// bind mount for every credential.
+/// root (or the agent user itself), the user, the manifest, and the
+/// credential mounts (`M/live` in live mode, one non-empty file bind per
+/// credential in bind mode).
 pub fn check(opts: &SetupOptions) -> Result<Checked> {
     let user = user::lookup(&opts.user, Path::new(user::PASSWD))?;
-    let euid = sys::geteuid();
+    let euid = nix::unistd::geteuid().as_raw();
     if euid != 0 && euid != user.uid {
         return Err(Error::NotRoot {
             user: user.name.clone(),
@@ -102,32 +106,29 @@ pub fn check(opts: &SetupOptions) -> Result<Checked> {
         });
     }
     let manifest = Manifest::load(&opts.mount_point)?;
+    if manifest.mode == AuthMode::Live {
+        let live = opts.mount_point.join(LIVE_DIR);
+        if !live.is_dir() || mounted(&live) == Some(false) {
+            return Err(Error::MissingLiveMount { path: live });
+        }
+    }
     for (agent, f) in manifest.files() {
         let from = opts.mount_point.join(&f.src);
         let meta = std::fs::symlink_metadata(&from);
-        match f.strategy {
-            Strategy::Bind => {
+        match (f.strategy, manifest.mode) {
+            (Strategy::Bind, AuthMode::Bind) => {
                 let what = match &meta {
                     Err(_) => Some("missing"),
                     Ok(m) if !m.is_file() => Some("not a regular file"),
                     Ok(m) if m.len() == 0 => Some("empty"),
+                    // Without its own mount, `M/<src>` is the auth dir's snapshot:
+                    // refreshes would go there instead of the host file, and the
+                    // first one in the container would log the host out.
+                    Ok(_) if mounted(&from) == Some(false) => {
+                        Some("not bind-mounted from the host")
+                    }
                     Ok(_) => None,
                 };
-                // Without its own mount, `M/<src>` is the auth dir's snapshot:
-                // refreshes would be synced into it instead of the host file,
-                // and the first one in the container would log the host out.
-                let what = what.or_else(|| match is_mount_point(&from) {
-                    Some(true) => None,
-                    Some(false) => Some("not bind-mounted from the host"),
-                    None => {
-                        log::warn!(
-                            "[setup-container] cannot read /proc/self/mountinfo to check that \
-                             `{}` is bind-mounted from the host",
-                            from.display()
-                        );
-                        None
-                    }
-                });
                 if let Some(what) = what {
                     return Err(Error::MissingBindSource {
                         agent: agent.to_string(),
@@ -136,7 +137,8 @@ pub fn check(opts: &SetupOptions) -> Result<Checked> {
                     });
                 }
             }
-            Strategy::Copy => {
+            (Strategy::Bind, AuthMode::Live) => {}
+            (Strategy::Copy, _) => {
                 if !meta.is_ok_and(|m| m.is_file()) {
                     return Err(Error::MissingStaged { path: from });
                 }
@@ -146,21 +148,49 @@ pub fn check(opts: &SetupOptions) -> Result<Checked> {
     Ok(Checked { manifest, user })
 }
 
-/// Copy every manifest file into the home, owned by the agent user with the
-/// manifest's mode (missing directories are created, also the user's).
+/// Whether `path` is a mount point; warns and says `None` when nobody can tell.
+fn mounted(path: &Path) -> Option<bool> {
+    let found = is_mount_point(path);
+    if found.is_none() {
+        log::warn!(
+            "[setup-container] cannot read /proc/self/mountinfo to check that `{}` is mounted \
+             from the host",
+            path.display()
+        );
+    }
+    found
+}
+
+/// Put every manifest file into the home, owned by the agent user with the
+/// manifest's mode (missing directories are created, also the user's):
+/// configs copied from the auth dir, credentials by one look of the guard's
+/// own rules, so that a home copy left by an earlier run of the container is
+/// not replaced by anything older or logged out.
 pub fn copy_files(opts: &SetupOptions, checked: &Checked) -> Result<()> {
-    let home = Home::new(&opts.container_home, checked.user.owner());
-    for (_, f) in checked.manifest.files() {
-        let from = opts.mount_point.join(&f.src);
-        let bytes = fs_err::read(&from)?;
-        home.write(&f.container_target, &bytes, f.mode.bits())?;
+    let home = &opts.container_home;
+    for (_, f) in checked
+        .manifest
+        .files()
+        .filter(|(_, f)| f.strategy == Strategy::Copy)
+    {
+        let bytes = fs_err::read(opts.mount_point.join(&f.src))?;
+        let end = DirFile::new(
+            home,
+            &f.container_target,
+            Some(checked.user.owner()),
+            f.mode.bits(),
+        )
+        .create_root();
+        end.put(&bytes)?;
         log::info!(
-            "[setup-container] copied {} -> {} ({}, mode {})",
+            "[setup-container] copied {} -> {} (mode {})",
             f.src,
-            home.path(&f.container_target).display(),
-            f.strategy,
+            end.path().display(),
             f.mode.as_str()
         );
+    }
+    for mut pair in guard::pairs(&checked.manifest, &opts.mount_point, home, &checked.user)? {
+        pair.step(Instant::now());
     }
     Ok(())
 }
@@ -195,7 +225,8 @@ pub fn container_setup(opts: &SetupOptions, command: &GuardCommand) -> Result<()
 /// Start the guard detached (own session, stdin from /dev/null, stdout and
 /// stderr inherited so `docker logs` shows it) and wait until it is ready.
 pub fn spawn_guard(command: &GuardCommand) -> Result<u32> {
-    let (read_end, write_end) = sys::pipe()?;
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
     let write_fd = write_end.as_raw_fd();
     let mut cmd = Command::new(&command.program);
     cmd.arg0(&command.arg0)
@@ -205,14 +236,12 @@ pub fn spawn_guard(command: &GuardCommand) -> Result<u32> {
     // async-signal-safe calls (setsid, dup2, fcntl) on descriptors it owns.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
+            nix::unistd::setsid()?;
             // dup2 onto itself would keep close-on-exec: clear it instead.
             let rc = if write_fd == READY_FD {
-                libc::fcntl(write_fd, libc::F_SETFD, 0)
+                nix::libc::fcntl(write_fd, nix::libc::F_SETFD, 0)
             } else {
-                libc::dup2(write_fd, READY_FD)
+                nix::libc::dup2(write_fd, READY_FD)
             };
             if rc == -1 {
                 return Err(std::io::Error::last_os_error());
@@ -230,13 +259,20 @@ pub fn spawn_guard(command: &GuardCommand) -> Result<u32> {
     let mut reader = std::fs::File::from(read_end);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ready = sys::poll2(reader.as_fd(), reader.as_fd(), Some(left))?;
-        if !ready.first {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::GuardStart {
-                reason: format!("not ready after {} s; stopped it", READY_TIMEOUT.as_secs()),
-            });
+        let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(0) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::GuardStart {
+                    reason: format!("not ready after {} s; stopped it", READY_TIMEOUT.as_secs()),
+                });
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e).into()),
         }
         let mut byte = [0u8; 1];
         match reader.read(&mut byte) {
@@ -281,7 +317,7 @@ pub fn stop_previous_guard(pid_file: &Path) -> Result<Option<i32>> {
     if pid <= 1 || pid as u32 == std::process::id() || !is_guard_process(pid) {
         return Ok(None);
     }
-    if sys::kill(pid, libc::SIGTERM).is_err() {
+    if kill(Pid::from_raw(pid), Signal::SIGTERM).is_err() {
         return Ok(None);
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
@@ -290,7 +326,7 @@ pub fn stop_previous_guard(pid_file: &Path) -> Result<Option<i32>> {
             log::warn!(
                 "[setup-container] the earlier guard (pid {pid}) ignored SIGTERM; killing it"
             );
-            let _ = sys::kill(pid, libc::SIGKILL);
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -323,7 +359,6 @@ fn is_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
