@@ -101,6 +101,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// `caw auth sync` on an auth dir that does not use the live directory.
+    #[error("`{}` is set up in bind mode: there is no live directory to sync", path.display())]
+    NotLiveMode {
+        /// The auth dir.
+        path: PathBuf,
+    },
+
     /// An option value that is out of range (e.g. a relative container home).
     #[error("invalid {option} `{value}`: {reason}")]
     InvalidOption {
@@ -151,6 +158,11 @@ impl Error {
                     .into(),
             ),
             Error::UnknownAgent { .. } => Some("use `all` or one of the known agents".into()),
+            Error::NotLiveMode { .. } => Some(
+                "containers of a bind-mode auth dir mount the host files themselves and need no \
+                 sync; run `caw auth setup` again for the live mode (the default)"
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -68,6 +68,37 @@ fn write_atomic_impl(
     Ok(())
 }
 
+/// Read `path` if it is a regular file (never through a final symlink, never
+/// blocking on a FIFO), at most `cap` bytes; a larger file is an error.
+pub fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| with_path(e, path))?;
+    if !file.metadata().map_err(|e| with_path(e, path))?.is_file() {
+        return Err(with_path(
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+            path,
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| with_path(e, path))?;
+    if bytes.len() as u64 > cap {
+        return Err(with_path(
+            std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                format!("larger than {cap} bytes"),
+            ),
+            path,
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Create a new file (it must not exist) with `bytes` and exactly `mode`.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()

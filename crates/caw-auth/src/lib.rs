@@ -25,6 +25,7 @@ mod docker_flags;
 mod error;
 pub mod expiry;
 pub mod fs;
+pub mod host_sync;
 pub mod manifest;
 pub mod paths;
 mod setup;

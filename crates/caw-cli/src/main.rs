@@ -37,6 +37,8 @@ enum AuthCommand {
     Status(commands::status::Args),
     /// Print the `docker run` mount flags.
     DockerFlags(commands::docker_flags::Args),
+    /// Keep the host credential files and the auth dir's live copies equal (foreground).
+    Sync(commands::sync::Args),
     /// Remove the auth dir (host files are never touched).
     Teardown(commands::teardown::Args),
     /// Container side: copy files into the agent's home and start the guard (run as root).
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             AuthCommand::Setup(args) => commands::setup::run(args),
             AuthCommand::Status(args) => commands::status::run(args),
             AuthCommand::DockerFlags(args) => commands::docker_flags::run(args),
+            AuthCommand::Sync(args) => commands::sync::run(args),
             AuthCommand::Teardown(args) => commands::teardown::run(args),
             AuthCommand::ContainerSetup(args) => commands::container::setup(args),
             AuthCommand::Guard(args) => commands::container::guard(args),

@@ -32,6 +32,8 @@ pub enum Wake {
     Extra(u32),
     /// The tick period passed.
     Tick,
+    /// A credential was copied.
+    Synced,
 }
 
 /// The running engine: pairs, watches and the loop.
@@ -124,6 +126,7 @@ impl Engine {
             if events {
                 self.collect()?;
                 if !self.dirty.is_empty() && self.debounce(stop)? {
+                    // Stopping: what changed is still synced first.
                     self.process(Instant::now());
                     return Ok(());
                 }
@@ -135,7 +138,12 @@ impl Engine {
                     self.dirty.insert(i);
                 }
             }
-            self.process(now);
+            let outcomes = self.process(now);
+            if outcomes.iter().any(|o| matches!(o, Outcome::Copied { .. }))
+                && hook(Wake::Synced, self).is_break()
+            {
+                return Ok(());
+            }
             for id in std::mem::take(&mut self.woken) {
                 if hook(Wake::Extra(id), self).is_break() {
                     return Ok(());

@@ -24,6 +24,7 @@
 pub mod decide;
 mod engine;
 mod fsx;
+pub mod host;
 mod pair;
 pub mod side;
 mod signals;

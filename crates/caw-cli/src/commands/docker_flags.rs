@@ -24,6 +24,9 @@ pub struct Args {
     /// Output form
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+    /// Do not start the host sync (also `CAW_NO_SYNC=1`)
+    #[arg(long)]
+    no_sync: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +36,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => FlagFormat::Json,
         Format::Mount => FlagFormat::Mount,
     };
+    if !args.no_sync {
+        start_sync(args.auth_dir.auth_dir.as_deref());
+    }
     println!("{}", caw_auth::format_mounts(&mounts, format));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Make sure the host sync runs (live mode); a failure is a warning: the
+/// containers still share logins through the live directory.
+fn start_sync(auth_dir: Option<&std::path::Path>) {
+    let started = caw_auth::paths::resolve_auth_dir(auth_dir)
+        .and_then(|a| caw_auth::paths::absolute(&a))
+        .and_then(|a| {
+            let exe = std::env::current_exe().map_err(caw_auth::Error::Io)?;
+            caw_auth::host_sync::ensure_for(&a, &exe)
+        });
+    match started {
+        Ok(Some(caw_auth::host_sync::Started::Now(pid))) => {
+            log::info!("started the host sync (pid {pid})")
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!(
+            "cannot start the host sync ({e}): host refreshes will not reach containers until \
+             `caw auth sync` runs"
+        ),
+    }
 }

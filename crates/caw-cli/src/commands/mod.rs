@@ -4,6 +4,7 @@ pub mod container;
 pub mod docker_flags;
 pub mod setup;
 pub mod status;
+pub mod sync;
 pub mod teardown;
 
 /// `--agents claude codex`, `-a claude -a codex` and `--agents claude,codex` all collect here.

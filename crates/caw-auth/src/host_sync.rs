@@ -1,0 +1,237 @@
+//! Where the host sync (`caw auth sync`) keeps its lock, state and log, and
+//! how to tell whether it runs or to start it.
+//!
+//! The lock is a file *beside* the auth dir, `<parent>/.<name>.sync.lock`:
+//! containers mount the auth dir, and a container could open any file in it
+//! read-only and lock it, so the one lock that says "a sync runs for this
+//! auth dir" must live where no container can reach. The state (`sync.json`)
+//! and log (`sync.log`) are in the auth dir, which containers only read.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The host sync's state file in the auth dir.
+pub const STATE_FILE: &str = "sync.json";
+/// The host sync's log in the auth dir (when started by `docker-flags`).
+pub const LOG_FILE: &str = "sync.log";
+/// `CAW_NO_SYNC=1`: `docker-flags` does not start a sync.
+pub const NO_SYNC_ENV: &str = "CAW_NO_SYNC";
+/// A log larger than this is emptied when a sync starts.
+const LOG_LIMIT: u64 = 1 << 20;
+/// How long a starting sync may take to take its lock.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the running sync reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// Its process id.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it last copied a credential, if it has.
+    pub last_sync: Option<Timestamp>,
+}
+
+/// Whether a sync runs for an auth dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Its lock is held; the state it wrote, if readable.
+    Running(Option<SyncState>),
+    /// Nobody holds its lock.
+    Stopped,
+}
+
+/// `<parent>/.<name>.sync.lock`, beside the auth dir.
+pub fn lock_path(auth_dir: &Path) -> PathBuf {
+    let name = auth_dir
+        .file_name()
+        .map_or_else(|| "auth".into(), |n| n.to_string_lossy().into_owned());
+    auth_dir
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(format!(".{name}.sync.lock"))
+}
+
+fn open_lock(auth_dir: &Path) -> io::Result<File> {
+    let path = lock_path(auth_dir);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| crate::fs::with_path(e, &path))
+}
+
+/// The lock of the one sync of an auth dir, held while it runs.
+#[derive(Debug)]
+pub struct SyncLock {
+    _file: File,
+}
+
+impl SyncLock {
+    /// Take the lock, or `None` when another sync holds it.
+    pub fn acquire(auth_dir: &Path) -> io::Result<Option<SyncLock>> {
+        let file = open_lock(auth_dir)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(SyncLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(crate::fs::with_path(e, &lock_path(auth_dir)))
+            }
+        }
+    }
+}
+
+/// Whether a sync runs for `auth_dir`.
+///
+/// Opening the lock file also tells a running sync that someone is about to
+/// use it (it watches for that), which restarts its idle countdown.
+pub fn status(auth_dir: &Path) -> SyncStatus {
+    let Ok(file) = open_lock(auth_dir) else {
+        return SyncStatus::Stopped;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => SyncStatus::Stopped,
+        Err(_) => SyncStatus::Running(read_state(auth_dir)),
+    }
+}
+
+/// The state the sync wrote in `auth_dir`, if it is there and sane.
+pub fn read_state(auth_dir: &Path) -> Option<SyncState> {
+    let bytes = crate::fs::read_regular(&auth_dir.join(STATE_FILE), 64 * 1024).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Record the sync's state (atomically; the file is readable by containers).
+pub fn write_state(auth_dir: &Path, state: &SyncState) -> io::Result<()> {
+    let mut text = serde_json::to_vec(state).map_err(io::Error::other)?;
+    text.push(b'\n');
+    crate::fs::write_atomic_unsynced(&auth_dir.join(STATE_FILE), &text, 0o644, None)
+}
+
+/// How a sync came to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// One was already running.
+    AlreadyRunning,
+    /// One was started now, with this pid.
+    Now(u32),
+}
+
+/// Make sure a sync runs for `auth_dir`: when none does, start `program
+/// auth sync --auth-dir <auth_dir>` in the background (its own process
+/// group, stdin from /dev/null, output appended to `sync.log`) and wait
+/// until it holds its lock.
+pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
+    if matches!(status(auth_dir), SyncStatus::Running(_)) {
+        return Ok(Started::AlreadyRunning);
+    }
+    let log_path = auth_dir.join(LOG_FILE);
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&log_path)
+        .map_err(|e| crate::fs::with_path(e, &log_path))?;
+    if log.metadata().is_ok_and(|m| m.len() > LOG_LIMIT) {
+        log.set_len(0)
+            .map_err(|e| crate::fs::with_path(e, &log_path))?;
+    }
+    let mut child = Command::new(program)
+        .args(["auth", "sync", "--auth-dir"])
+        .arg(auth_dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C in the terminal does not stop it.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| crate::fs::with_path(e, program))?;
+    let pid = child.id();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if matches!(status(auth_dir), SyncStatus::Running(_)) {
+            // Reaped in the background when it exits, for a long-lived
+            // caller (Python); a CLI process exits long before.
+            std::thread::spawn(move || child.wait());
+            return Ok(Started::Now(pid));
+        }
+        if let Some(exit) = child.try_wait()? {
+            // Another start won the race, or it failed: its log says which.
+            if matches!(status(auth_dir), SyncStatus::Running(_)) {
+                return Ok(Started::AlreadyRunning);
+            }
+            return Err(io::Error::other(format!(
+                "`caw auth sync` exited at once ({exit}); see `{}`",
+                log_path.display()
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::other(format!(
+                "`caw auth sync` did not start within {} s; see `{}`",
+                START_TIMEOUT.as_secs(),
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// What `docker-flags` does about the sync of `auth_dir`: nothing in bind
+/// mode or with `CAW_NO_SYNC=1` (`None`), else [`ensure_running`] with
+/// `program` (a caw executable that runs on this host).
+pub fn ensure_for(auth_dir: &Path, program: &Path) -> crate::Result<Option<Started>> {
+    if std::env::var_os(NO_SYNC_ENV).is_some_and(|v| v == "1") {
+        return Ok(None);
+    }
+    let manifest = crate::Manifest::load(auth_dir)?;
+    if manifest.mode != crate::manifest::AuthMode::Live {
+        return Ok(None);
+    }
+    Ok(Some(ensure_running(auth_dir, program)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_lives_beside_the_auth_dir() {
+        assert_eq!(
+            lock_path(Path::new("/home/me/.caw/auth")),
+            Path::new("/home/me/.caw/.auth.sync.lock")
+        );
+    }
+
+    #[test]
+    fn one_lock_holder_at_a_time_and_status_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth");
+        std::fs::create_dir(&auth).unwrap();
+        assert_eq!(status(&auth), SyncStatus::Stopped);
+        let held = SyncLock::acquire(&auth).unwrap().expect("free");
+        assert!(SyncLock::acquire(&auth).unwrap().is_none());
+        let state = SyncState {
+            pid: 42,
+            started_at: Timestamp::from_second(1_700_000_000).unwrap(),
+            last_sync: None,
+        };
+        write_state(&auth, &state).unwrap();
+        assert_eq!(status(&auth), SyncStatus::Running(Some(state)));
+        drop(held);
+        assert_eq!(status(&auth), SyncStatus::Stopped);
+        assert!(SyncLock::acquire(&auth).unwrap().is_some());
+    }
+}

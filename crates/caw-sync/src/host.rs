@@ -1,0 +1,202 @@
+//! The host sync (`caw auth sync`): each host credential file ⇄ its copy in
+//! the auth dir's `live/`, for one auth dir, until stopped.
+//!
+//! It is the same engine as the container's guard, with the host file as
+//! the trusted end (A) and the live file (B) as untrusted input: anything a
+//! container wrote there is judged like any other side before it reaches
+//! the host. One runs per auth dir (a lock beside it); it reloads when
+//! `caw auth setup` replaces the auth dir, exits when the auth dir is
+//! removed, and, when `idle_exit` is set, once no container has been
+//! attached for that long.
+
+use std::ops::ControlFlow;
+use std::os::fd::AsFd as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use caw_auth::host_sync::{self, SyncLock, SyncState, SyncStatus};
+use caw_auth::manifest::{AuthMode, Manifest, Strategy};
+use caw_auth::{agents, Error};
+use nix::sys::inotify::AddWatchFlags as W;
+
+use crate::side::{DirFile, End, HostFile};
+use crate::{Engine, Pair, StopSignals, Voice, Wake};
+
+/// The directory in the auth dir that containers write.
+pub const LIVE_DIR: &str = "live";
+
+const VOICE: Voice = Voice {
+    prefix: "[caw sync]",
+    on_deleted: "something deleted the live copy",
+};
+
+/// What to run on.
+#[derive(Debug, Clone)]
+pub struct HostSyncOptions {
+    /// The auth dir (absolute).
+    pub auth_dir: PathBuf,
+    /// Exit once no container has been attached for this long; `None`: never.
+    pub idle_exit: Option<Duration>,
+    /// How often to check whether a container is attached.
+    pub check_every: Duration,
+}
+
+/// Why the sync ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Another sync runs for this auth dir (its pid, when known).
+    AlreadyRunning(Option<u32>),
+    /// A stop signal arrived.
+    Stopped(&'static str),
+    /// No container was attached for `idle_exit`.
+    Idle,
+    /// The auth dir was removed (teardown).
+    AuthDirGone,
+}
+
+/// One pair per credential: the host file (by the agent registry's path
+/// under the recorded host home, never a path the manifest spells out) and
+/// its live copy.
+pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Vec<Pair> {
+    let live = auth_dir.join(LIVE_DIR);
+    manifest
+        .files()
+        .filter(|(_, f)| f.strategy == Strategy::Bind)
+        .filter_map(|(name, _)| agents::by_name(name))
+        .map(|agent| {
+            let host = HostFile::new(manifest.host_home.join(agent.credential));
+            let copy = DirFile::new(&live, agent.credential_src, None, 0o600).durable();
+            Pair::new(agent, End::Host(host), End::Dir(copy), VOICE)
+        })
+        .collect()
+}
+
+/// Whether a container's guard holds its shared lock on `live/`.
+pub fn attached(auth_dir: &Path) -> bool {
+    let Ok(dir) = std::fs::File::open(auth_dir.join(LIVE_DIR)) else {
+        return false;
+    };
+    match dir.try_lock() {
+        Ok(()) => false,
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
+/// The auth dir's inode, to notice it being replaced.
+fn identity(auth_dir: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(auth_dir).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn load_live(auth_dir: &Path) -> Result<Manifest, Error> {
+    let manifest = Manifest::load(auth_dir)?;
+    if manifest.mode != AuthMode::Live {
+        return Err(Error::NotLiveMode {
+            path: auth_dir.to_path_buf(),
+        });
+    }
+    Ok(manifest)
+}
+
+/// Whether the auth dir is missing, and still is a moment later.
+fn gone(auth_dir: &Path) -> bool {
+    std::thread::sleep(Duration::from_millis(200));
+    !auth_dir.exists()
+}
+
+const LOCK_OPENED: u32 = 1;
+const PARENT_CHANGED: u32 = 2;
+
+/// Run the host sync for `opts.auth_dir` until it is stopped, removed, or idle.
+pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
+    let signals = StopSignals::new()?;
+    let auth_dir = &opts.auth_dir;
+    let Some(_lock) = SyncLock::acquire(auth_dir)? else {
+        let pid = match host_sync::status(auth_dir) {
+            SyncStatus::Running(Some(state)) => Some(state.pid),
+            _ => None,
+        };
+        return Ok(Exit::AlreadyRunning(pid));
+    };
+    let manifest = load_live(auth_dir)?;
+    let mut engine = Engine::new(host_pairs(&manifest, auth_dir))?;
+    engine.watch_extra(&host_sync::lock_path(auth_dir), W::IN_OPEN, LOCK_OPENED)?;
+    if let Some(parent) = auth_dir.parent() {
+        let changes =
+            W::IN_CREATE | W::IN_DELETE | W::IN_MOVED_FROM | W::IN_MOVED_TO | W::IN_ONLYDIR;
+        engine.watch_extra(parent, changes, PARENT_CHANGED)?;
+    }
+    let mut state = SyncState {
+        pid: std::process::id(),
+        started_at: jiff::Timestamp::now(),
+        last_sync: None,
+    };
+    host_sync::write_state(auth_dir, &state)?;
+    engine.sync_all();
+    log::info!(
+        "{} watching {} credential(s) for `{}` (pid {})",
+        VOICE.prefix,
+        engine.pairs().len(),
+        auth_dir.display(),
+        state.pid
+    );
+
+    let mut current = identity(auth_dir);
+    let mut idle_since = Instant::now();
+    let mut exit = None;
+    engine.run(signals.as_fd(), Some(opts.check_every), |wake, engine| {
+        match wake {
+            Wake::Synced => {
+                state.last_sync = Some(jiff::Timestamp::now());
+                if let Err(e) = host_sync::write_state(auth_dir, &state) {
+                    log::warn!("{} cannot record its state: {e}", VOICE.prefix);
+                }
+            }
+            // Someone looked for the sync (`docker-flags`, `status`): a container may follow.
+            Wake::Extra(LOCK_OPENED) => idle_since = Instant::now(),
+            Wake::Extra(_) => {
+                let now = identity(auth_dir);
+                if now != current {
+                    current = now;
+                    match load_live(auth_dir) {
+                        Ok(manifest) => {
+                            log::info!("{} the auth dir was set up again; reloading", VOICE.prefix);
+                            engine.set_pairs(host_pairs(&manifest, auth_dir));
+                            engine.sync_all();
+                            let _ = host_sync::write_state(auth_dir, &state);
+                        }
+                        // Gone, and still gone a moment later (not a setup's two-rename swap).
+                        Err(Error::NoManifest { .. }) if now.is_none() && gone(auth_dir) => {
+                            exit = Some(Exit::AuthDirGone);
+                            return ControlFlow::Break(());
+                        }
+                        // Half-way through a setup's swap, or set up in bind mode.
+                        Err(e) => log::warn!("{} {e}", VOICE.prefix),
+                    }
+                }
+            }
+            Wake::Tick => {
+                if attached(auth_dir) {
+                    idle_since = Instant::now();
+                } else if opts.idle_exit.is_some_and(|d| idle_since.elapsed() >= d) {
+                    exit = Some(Exit::Idle);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    let exit = exit.unwrap_or_else(|| Exit::Stopped(signals.pending().unwrap_or("a stop request")));
+    match &exit {
+        Exit::Idle => log::info!(
+            "{} no container attached for {} s; exiting (docker-flags starts it again)",
+            VOICE.prefix,
+            opts.idle_exit.unwrap_or_default().as_secs()
+        ),
+        Exit::AuthDirGone => log::info!("{} the auth dir was removed; exiting", VOICE.prefix),
+        Exit::Stopped(sig) => log::info!("{} stopped ({sig})", VOICE.prefix),
+        Exit::AlreadyRunning(_) => {}
+    }
+    Ok(exit)
+}
