@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::agents::ShellRules;
 use crate::manifest::Manifest;
 
 /// File name of the container setup script inside the auth dir.
@@ -14,6 +15,8 @@ pub const STATIC_BINARY_ENV: &str = "CAW_STATIC_BINARY";
 
 const TEMPLATE: &str = include_str!("bundle/setup-container.sh");
 const FILES_MARKER: &str = "@CAW_FILES@";
+const RULES_MARKER: &str = "@CAW_RULES@";
+const MODE_MARKER: &str = "@CAW_MODE@";
 
 /// The setup script for `manifest`, with its file list baked in so the shell
 /// side needs no JSON parser.
@@ -39,7 +42,33 @@ pub fn setup_script(manifest: &Manifest) -> String {
         files.push_str(&fields.join("\t"));
         files.push('\n');
     }
-    TEMPLATE.replacen(FILES_MARKER, files.trim_end_matches('\n'), 1)
+    TEMPLATE
+        .replacen(MODE_MARKER, manifest.mode.as_str(), 1)
+        .replacen(FILES_MARKER, files.trim_end_matches('\n'), 1)
+        .replacen(RULES_MARKER, &shell_rules(), 1)
+}
+
+/// One line per known agent: what the shell guard may check, or why it
+/// does not sync that agent (from the registry, so a new agent needs no
+/// edit of the script).
+fn shell_rules() -> String {
+    let mut lines = Vec::new();
+    for agent in crate::agents::REGISTRY {
+        let fields = match agent.shell {
+            ShellRules::Sync {
+                object,
+                expiry,
+                tokens,
+            } => {
+                // Empty fields would vanish in the shell's `read`: `.` is the top level.
+                let object = if object.is_empty() { "." } else { object };
+                [agent.name, object, expiry, &tokens.join(",")].join("\t")
+            }
+            ShellRules::NoSync(why) => [agent.name, "-", "-", why].join("\t"),
+        };
+        lines.push(fields);
+    }
+    lines.join("\n")
 }
 
 /// True when `path` is an x86-64 or aarch64 Linux ELF executable with no

@@ -27,6 +27,8 @@ const HOST_UID: u32 = 4242;
 const HOST_GID: u32 = 4343;
 const CLAUDE: &str = ".claude/.credentials.json";
 const CODEX: &str = ".codex/auth.json";
+/// Written in place, and synced by both guards: the barrier's agent.
+const QWEN: &str = ".qwen/oauth_creds.json";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Guard {
@@ -119,6 +121,15 @@ fn codex(tag: &str, hours: i64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A Qwen login marked `tag`, expiring `hours` from now.
+fn qwen(tag: &str, hours: i64) -> Vec<u8> {
+    format!(
+        r#"{{"access_token":"qwen-SECRET-{tag}","refresh_token":"qwen-SECRET-R-{tag}","token_type":"Bearer","expiry_date":{}}}"#,
+        ms_from_now(hours)
+    )
+    .into_bytes()
+}
+
 /// Write as codex does: open the existing file, truncate, write.
 fn write_in_place(path: &Path, bytes: &[u8]) {
     use std::io::Write as _;
@@ -205,6 +216,7 @@ impl Session {
                     .to_vec(),
             ),
             (CODEX, codex("host0", 48)),
+            (QWEN, qwen("host0", 48)),
         ] {
             let path = host.join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -214,7 +226,7 @@ impl Session {
         }
         std::fs::create_dir(&s.mount_point).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_caw"))
-            .args(["auth", "setup", "--agents", "claude,codex"])
+            .args(["auth", "setup", "--agents", "claude,codex,qwen"])
             .arg("--source-home")
             .arg(&s.host)
             .arg("--auth-dir")
@@ -275,6 +287,7 @@ impl Session {
             for (rel, src) in [
                 (CLAUDE, "claude/credentials.json"),
                 (CODEX, "codex/auth.json"),
+                (QWEN, "qwen/oauth_creds.json"),
             ] {
                 script.push_str(&format!(
                     "mount --bind '{}' '{m}/{src}'\n",
@@ -353,19 +366,19 @@ impl Session {
     }
 
     /// Proof that the guard has looked at the claude pair since now: two
-    /// codex refreshes in a row, each waited for. The shell guard looks at
+    /// qwen refreshes in a row, each waited for. The shell guard looks at
     /// the pairs in order once a second, so the second refresh is only
     /// synced in a pass that started after the first was, and that pass
     /// looked at claude first.
     fn barrier(&mut self) {
         for _ in 0..2 {
             self.barrier_hours += 1;
-            let bytes = codex("barrier", self.barrier_hours);
-            write_in_place(&self.home_file(CODEX), &bytes);
+            let bytes = qwen("barrier", self.barrier_hours);
+            write_in_place(&self.home_file(QWEN), &bytes);
             self.wait_equal(
-                &self.host_file(CODEX),
+                &self.host_file(QWEN),
                 &bytes,
-                "a codex refresh reached the host (barrier)",
+                "a qwen refresh reached the host (barrier)",
             );
         }
     }
@@ -469,6 +482,7 @@ fn refreshes_reach_the_other_side_in_both_write_styles(guard: Guard) {
     };
     let host_id = identity(&s.host_file(CLAUDE));
     let codex_id = identity(&s.host_file(CODEX));
+    let codex_before = std::fs::read(s.host_file(CODEX)).unwrap();
 
     // Host refreshes in place (a bind-mounted file can only change that way).
     let v = claude("host1", 50);
@@ -486,21 +500,34 @@ fn refreshes_reach_the_other_side_in_both_write_styles(guard: Guard) {
         &v,
         "a home rename refresh reached the host",
     );
-    // ... or in place (codex).
+    // ... or in place (codex), which only the Rust guard can judge: the
+    // shell guard says so once and leaves both sides alone.
     let v = codex("home1", 52);
     write_in_place(&s.home_file(CODEX), &v);
-    s.wait_equal(
-        &s.host_file(CODEX),
-        &v,
-        "a home in-place refresh reached the host",
-    );
-    let v = codex("host2", 54);
-    write_in_place(&s.host_file(CODEX), &v);
-    s.wait_equal(
-        &s.home_file(CODEX),
-        &v,
-        "a host codex refresh reached the home",
-    );
+    if guard == Guard::Shell {
+        s.wait_until("the shell guard said it does not sync codex", || {
+            s.log_text().contains("the shell guard does not sync codex")
+        });
+        std::thread::sleep(Duration::from_millis(2500));
+        assert_eq!(
+            std::fs::read(s.host_file(CODEX)).unwrap(),
+            codex_before,
+            "the shell guard synced codex"
+        );
+    } else {
+        s.wait_equal(
+            &s.host_file(CODEX),
+            &v,
+            "a home in-place refresh reached the host",
+        );
+        let v = codex("host2", 54);
+        write_in_place(&s.host_file(CODEX), &v);
+        s.wait_equal(
+            &s.home_file(CODEX),
+            &v,
+            "a host codex refresh reached the home",
+        );
+    }
     // And once more each way, so a guard that synced only once is caught.
     let v = claude("home2", 56);
     write_by_rename(&s.home_file(CLAUDE), &v);

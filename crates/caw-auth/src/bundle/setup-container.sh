@@ -4,8 +4,9 @@
 #   setup-container.sh [MOUNT_POINT] [CONTAINER_HOME] [USER]
 #
 # Copies every file caw staged into the agent user's home, then starts the
-# credential guard that keeps each bind-mounted host credential and the
-# user's copy equal. Needs only a POSIX shell and coreutils or busybox.
+# credential guard that keeps each credential and the user's copy equal: with
+# M/live/<src> in live mode, with the bind-mounted host file M/<src> in bind
+# mode. Needs only a POSIX shell and coreutils or busybox.
 #
 # Environment: CAW_GUARD_PID_FILE (default /tmp/caw_credential_guard.pid),
 # CLAUDE_CODE_USE_BEDROCK=1 (no OAuth login, so no guard).
@@ -36,10 +37,21 @@ warn() { echo "[setup-container] warning: $*" >&2; }
 die() { echo "[setup-container] error: $*" >&2; exit 1; }
 glog() { echo "[credential-guard] $*"; }
 
+# How credentials reach the container: live (M/live) or bind (file mounts).
+MODE=@CAW_MODE@
+
 # agent, src, container target, strategy, mode: one file a line, tab-separated.
 FILES=$(cat <<'CAW_FILES_END'
 @CAW_FILES@
 CAW_FILES_END
+)
+
+# What this guard may check per agent, from caw's agent registry:
+#   agent TAB object (`.`: the top level) TAB expiry key TAB token keys (comma-separated)
+#   agent TAB - TAB - TAB why it is not synced here
+RULES=$(cat <<'CAW_RULES_END'
+@CAW_RULES@
+CAW_RULES_END
 )
 
 tab=$(printf '\t')
@@ -110,6 +122,48 @@ home_read() {
     as_user 'exec cat -- "$CAW_FROM"'
 }
 
+# The shared side of a credential. Bind mode: the host file mounted at
+# M/<src>, read and written in place by root (a mount point cannot be
+# swapped for a link). Live mode: M/live/<src>, where only the owner of
+# M/live (the host user) or root can write; when the agent user is that
+# owner it could plant links there, so the guard then reads and writes as
+# the agent user and can reach nothing the agent could not.
+live_uid=
+if [ "$MODE" = live ] && [ -d "$M/live" ]; then
+    live_uid=$(stat -c %u "$M/live")
+    live_owner=$(stat -c %u:%g "$M/live")
+fi
+as_live() {
+    if [ "$live_uid" = "$uid" ]; then
+        as_user "$1"
+    else
+        CAW_OWNER=$live_owner "$SH" -c "$1"
+    fi
+}
+
+shared_read() {
+    if [ "$MODE" = live ]; then
+        CAW_FROM=$1
+        export CAW_FROM
+        as_live 'exec cat -- "$CAW_FROM"'
+    else
+        cat -- "$1"
+    fi
+}
+
+# shared_write FILE < bytes
+shared_write() {
+    if [ "$MODE" = live ]; then
+        CAW_TO=$1
+        CAW_MODE=600
+        export CAW_TO CAW_MODE
+        as_live "$HOME_WRITE"
+    else
+        # In place: a bind-mounted file keeps its inode, owner and mode.
+        cat > "$1"
+    fi
+}
+
 # A complete JSON object, as far as a shell can tell: after dropping white
 # space it starts with `{`, ends with `}`, and its braces balance with the
 # first one closing last. A half-written file fails one of these.
@@ -124,24 +178,38 @@ is_obj() {
     } END { exit bad || d != 0 }'
 }
 
-# The token expiry (ms) an agent's credential file states, where a shell can
-# read it; codex and opencode have none here (their expiries need JWT
-# decoding or a minimum over entries: the bundled caw checks those).
-expiry() {
-    case $1 in
-        claude) key=expiresAt ;;
-        gemini | qwen) key=expiry_date ;;
-        *) return 0 ;;
-    esac
-    tr -d ' \t\r\n' < "$2" | sed -n "s/.*\"$key\":\([0-9][0-9]*\).*/\1/p" | head -n 1
+# rule AGENT: what this guard may check for AGENT (sets r_object, r_expiry,
+# r_tokens; r_object is `-` and r_tokens the reason when it does not sync it).
+# Returns 1 for an agent this script has no rule for.
+rule() {
+    line=$(printf '%s\n' "$RULES" | awk -F "$tab" -v a="$1" '$1 == a { print; exit }')
+    [ -n "$line" ] || return 1
+    r_object=$(printf '%s\n' "$line" | cut -f2)
+    r_expiry=$(printf '%s\n' "$line" | cut -f3)
+    r_tokens=$(printf '%s\n' "$line" | cut -f4)
 }
 
-# older AGENT A B: A's token expires before B's (both known).
-older() {
-    a=$(expiry "$1" "$2")
-    b=$(expiry "$1" "$3")
-    [ -n "$a" ] && [ -n "$b" ] || return 1
-    awk -v a="$a" -v b="$b" 'BEGIN { exit !(a + 0 < b + 0) }'
+# judge FILE: sets j_ok (1: a usable login: every token key a non-empty
+# string and a positive expiry) and j_exp (the expiry in ms, empty when
+# unknown or more than a year ahead, which orders nothing). Needs `rule`.
+# Coarse on purpose: whatever it cannot read counts as no login, so it
+# holds back rather than propagates.
+judge() {
+    j_flat=$(tr -d ' \t\r\n' < "$1")
+    if [ "$r_object" != . ]; then
+        j_flat=$(printf '%s' "$j_flat" | sed -n "s/.*\"$r_object\":{\([^{}]*\)}.*/\1/p")
+    fi
+    j_exp=$(printf '%s' "$j_flat" | sed -n "s/.*\"$r_expiry\":\([0-9][0-9]*\).*/\1/p" | head -n 1)
+    j_ok=1
+    case $j_exp in '' | 0) j_ok=0 ;; esac
+    j_oldifs=$IFS
+    IFS=,
+    for j_key in $r_tokens; do
+        printf '%s' "$j_flat" | grep -q "\"$j_key\":\"[^\"]" || j_ok=0
+    done
+    IFS=$j_oldifs
+    j_limit=$((($(date +%s) + 31536000) * 1000))
+    if [ -n "$j_exp" ] && [ "${#j_exp}" -le 15 ] && [ "$j_exp" -le "$j_limit" ]; then :; else j_exp=; fi
 }
 
 # Whether a process is a caw guard: `caw auth guard` or this script's --guard.
@@ -187,29 +255,32 @@ report() {
     [ -z "$3" ] || glog "$3" >&2
 }
 
-# sync_pair N AGENT MOUNT_FILE HOME_FILE MODE: one look at one pair.
+# sync_pair N AGENT SHARED_FILE HOME_FILE MODE: one look at one pair.
 sync_pair() {
-    n=$1 agent=$2 mfile=$3 hfile=$4 mode=$5
+    n=$1 agent=$2 sfile=$3 hfile=$4 mode=$5
     last=$S/$n.last
-    msig=$(stat -c '%h:%F:%i:%s:%y' -- "$mfile" 2>/dev/null) || msig=missing
+    ssig=$(stat -c '%h:%F:%i:%s:%y' -- "$sfile" 2>/dev/null) || ssig=missing
     hsig=$(stat -c '%h:%F:%i:%s:%y' -- "$hfile" 2>/dev/null) || hsig=missing
     eval "prev=\${sig_$n:-}"
-    [ "$msig/$hsig" != "$prev" ] || return 0
-    eval "sig_$n=\$msig/\$hsig"
+    [ "$ssig/$hsig" != "$prev" ] || return 0
+    eval "sig_$n=\$ssig/\$hsig"
+    # An agent this guard cannot check is not synced (said once at start).
+    rule "$agent" && [ "$r_object" != - ] || return 0
 
-    case $msig in
+    case $ssig in
         0:regular*)
             eval "orphan=\${orphan_$n:-}"
             if [ -z "$orphan" ]; then
                 eval "orphan_$n=1"
-                glog "warning: the host replaced the file mounted at $mfile (a rename): this container no longer sees it; restart the container to pick up the host's login" >&2
+                glog "warning: the host replaced the file mounted at $sfile (a rename): this container no longer sees it; restart the container to pick up the host's login" >&2
             fi
             ;;
-        *:regular*) ;;
-        *) report "$n" mount "warning: $mfile is not a readable credential file; not syncing it"; return 0 ;;
+        1:regular*) ;;
+        missing) report "$n" missing "warning: $sfile is missing; waiting for it"; return 0 ;;
+        *) report "$n" shared "warning: $sfile is not a plain file caw may read; not syncing it"; return 0 ;;
     esac
-    cat -- "$mfile" > "$S/m" 2>/dev/null || return 0
-    # Half-written on the host: the next change finishes it.
+    shared_read "$sfile" > "$S/m" 2>/dev/null || return 0
+    # Not complete JSON: garbage, or a write in progress; the next change tells.
     is_obj "$S/m" || return 0
 
     case $hsig in
@@ -226,7 +297,7 @@ sync_pair() {
     esac
 
     case $hstate in
-        missing | link) to_home "$n" "$mfile" "$hfile" "$mode"; return 0 ;;
+        missing | link) to_home "$n" "$sfile" "$hfile" "$mode"; return 0 ;;
         other)
             report "$n" other "warning: $hfile is not a plain file the guard may touch (a directory or a hard link); leaving it alone"
             return 0
@@ -239,30 +310,51 @@ sync_pair() {
         report "$n" "" ""
         return 0
     fi
-    mchg=1
+    schg=1
     hchg=1
     if [ -f "$last" ]; then
-        cmp -s "$S/m" "$last" && mchg=0
+        cmp -s "$S/m" "$last" && schg=0
         cmp -s "$S/h" "$last" && hchg=0
     fi
-    if [ "$mchg" = 1 ] && [ "$hchg" = 0 ]; then
-        if older "$agent" "$S/m" "$S/h"; then
-            report "$n" downhome "warning: not syncing $mfile -> $hfile: its token expires before the one already there"
-        else
-            to_home "$n" "$mfile" "$hfile" "$mode"
-        fi
-    elif [ "$mchg" = 0 ] && [ "$hchg" = 1 ]; then
-        if older "$agent" "$S/h" "$S/m"; then
-            report "$n" downmount "warning: not syncing $hfile -> $mfile: its token expires before the host's"
-        else
-            to_mount "$n" "$hfile" "$mfile"
-        fi
-    elif older "$agent" "$S/m" "$S/h"; then
-        to_mount "$n" "$hfile" "$mfile"
+    judge "$S/m"
+    s_ok=$j_ok s_exp=$j_exp
+    judge "$S/h"
+    h_ok=$j_ok h_exp=$j_exp
+    if [ "$schg" = 1 ] && [ "$hchg" = 0 ]; then
+        to=home
+    elif [ "$schg" = 0 ] && [ "$hchg" = 1 ]; then
+        to=shared
+    elif [ "$s_ok" != "$h_ok" ]; then
+        # Both changed: a login over a logged-out file...
+        if [ "$s_ok" = 1 ]; then to=home; else to=shared; fi
+    elif older "$s_exp" "$h_exp"; then
+        # ...then the fresher, then the shared side.
+        to=shared
     else
-        # The mount is fresher, or freshness cannot tell: the host's file wins.
-        to_home "$n" "$mfile" "$hfile" "$mode"
+        to=home
     fi
+    if [ "$to" = home ]; then
+        if [ "$s_ok" = 0 ] && [ "$h_ok" = 1 ]; then
+            report "$n" outhome "warning: not syncing $sfile -> $hfile: it holds no usable login (a logout or a refused refresh); it stays where it was written"
+        elif older "$s_exp" "$h_exp"; then
+            report "$n" downhome "warning: not syncing $sfile -> $hfile: its token expires before the one already there"
+        else
+            to_home "$n" "$sfile" "$hfile" "$mode"
+        fi
+    else
+        if [ "$h_ok" = 0 ] && [ "$s_ok" = 1 ]; then
+            report "$n" outshared "warning: not syncing $hfile -> $sfile: it holds no usable login (a logout or a refused refresh); it stays where it was written"
+        elif older "$h_exp" "$s_exp"; then
+            report "$n" downshared "warning: not syncing $hfile -> $sfile: its token expires before the one already there"
+        else
+            to_shared "$n" "$hfile" "$sfile"
+        fi
+    fi
+}
+
+# older A B: expiry A is before expiry B (both known).
+older() {
+    [ -n "$1" ] && [ -n "$2" ] && [ "$1" -lt "$2" ]
 }
 
 # After a write the pair is looked at again on the next pass (it then finds
@@ -279,10 +371,9 @@ to_home() {
     fi
 }
 
-to_mount() {
+to_shared() {
     eval "sig_$1="
-    # In place, never mv onto it: the host file keeps its inode, owner and mode.
-    if cat "$S/h" > "$3"; then
+    if shared_write "$3" < "$S/h"; then
         cp "$S/h" "$S/$1.last"
         report "$1" "" ""
         glog "synced $2 -> $3"
@@ -291,12 +382,26 @@ to_mount() {
     fi
 }
 
+# The shared file of a credential: in M/live, or the bind-mounted host file.
+shared_of() {
+    if [ "$MODE" = live ]; then echo "$M/live/$1"; else echo "$M/$1"; fi
+}
+
 run_guard() {
     set +e
     S=$(mktemp -d "${TMPDIR:-/tmp}/caw_guard.XXXXXX") || exit 1
     trap 'rm -rf "$S"' EXIT
     trap 'glog "stopped"; exit 0' TERM INT HUP
-    glog "watching credentials for $U (pid $$, polling every second)"
+    glog "watching credentials for $U (pid $$, polling every second, $MODE mode)"
+    while IFS=$tab read -r agent object expiry why; do
+        [ "$object" = - ] || continue
+        grep -q "^$agent$tab" <<EOF_HAS || continue
+$FILES
+EOF_HAS
+        glog "warning: the shell guard does not sync $agent ($why): a refresh in the container or on the host logs the other out; use a caw built for this container's architecture (bin/caw)" >&2
+    done <<EOF_RULES
+$RULES
+EOF_RULES
     first=1
     pass=0
     while :; do
@@ -310,7 +415,7 @@ run_guard() {
             [ "$strategy" = bind ] || continue
             n=$((n + 1))
             [ -z "$full" ] || eval "sig_$n="
-            sync_pair "$n" "$agent" "$M/$src" "$C/$target" "$mode" < /dev/null
+            sync_pair "$n" "$agent" "$(shared_of "$src")" "$C/$target" "$mode" < /dev/null
         done <<EOF_PAIRS
 $FILES
 EOF_PAIRS
@@ -344,11 +449,23 @@ is_mount_point() {
 }
 
 # Check everything before writing anything: a missing mount leaves the home as it was.
+if [ "$MODE" = live ]; then
+    rc=0
+    is_mount_point "$M/live" || rc=$?
+    [ -d "$M/live" ] || rc=1
+    case $rc in
+        0) ;;
+        2) warn "cannot read /proc/self/mountinfo to check that $M/live is mounted from the host" ;;
+        *) die "$M/live is not mounted from the host: the live credentials are missing; start the container with \$(caw auth docker-flags) or caw run" ;;
+    esac
+fi
 credentials=0
 while IFS=$tab read -r agent src target strategy mode; do
     [ -n "$src" ] || continue
     from=$M/$src
     if [ "$strategy" = bind ]; then
+        credentials=$((credentials + 1))
+        [ "$MODE" = bind ] || continue
         if [ -L "$from" ] || [ ! -f "$from" ] || [ ! -s "$from" ]; then
             die "$from is empty or missing: the credential mount for $agent is missing; start the container with \$(caw auth docker-flags)"
         fi
@@ -361,7 +478,6 @@ while IFS=$tab read -r agent src target strategy mode; do
             2) warn "cannot read /proc/self/mountinfo to check that $from is bind-mounted from the host" ;;
             *) die "$from is not bind-mounted from the host: the credential mount for $agent is missing; start the container with \$(caw auth docker-flags)" ;;
         esac
-        credentials=$((credentials + 1))
     else
         [ -f "$from" ] || die "$from is missing from the auth dir; run \`caw auth setup\` again"
     fi
@@ -372,6 +488,7 @@ EOF_FILES
 # No guard may sync while the files are copied.
 stop_guard
 
+tmpf=$(mktemp "${TMPDIR:-/tmp}/caw_setup.XXXXXX") || die "cannot create a temp file"
 if [ ! -d "$C" ]; then
     mkdir -p "$C"
     chown "$uid:$gid" "$C"
@@ -380,11 +497,27 @@ fi
 
 while IFS=$tab read -r agent src target strategy mode; do
     [ -n "$src" ] || continue
-    home_write "$C/$target" "$mode" < "$M/$src" || die "cannot write $C/$target"
+    from=$M/$src
+    if [ "$strategy" = bind ]; then
+        from=$(shared_of "$src")
+        # A login already in the home (an earlier run of this container) is
+        # left to the guard's first look, which keeps the fresher one.
+        if rule "$agent" && [ "$r_object" != - ] && [ -f "$C/$target" ] && [ ! -L "$C/$target" ]; then
+            continue
+        fi
+        if ! shared_read "$from" > "$tmpf" 2>/dev/null || ! is_obj "$tmpf"; then
+            warn "$from is not a complete credential yet; $C/$target is left as it is"
+            continue
+        fi
+        home_write "$C/$target" "$mode" < "$tmpf" || die "cannot write $C/$target"
+    else
+        home_write "$C/$target" "$mode" < "$from" || die "cannot write $C/$target"
+    fi
     say "copied $src -> $C/$target ($strategy, mode $mode)"
 done <<EOF_FILES
 $FILES
 EOF_FILES
+rm -f "$tmpf"
 
 case $0 in
     /*) self=$0 ;;
