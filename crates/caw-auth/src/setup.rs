@@ -109,6 +109,7 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
 
     let ctx = CleanContext {
         container_home: &container_home,
+        trusted: &[],
     };
     let mut staged = Vec::new();
     let mut entries = Vec::new();

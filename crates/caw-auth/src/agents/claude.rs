@@ -69,7 +69,8 @@ fn read(cred: &Value) -> CredentialFacts {
     }
 }
 
-/// Keep the account keys, and replace `projects` by the container's own.
+/// Keep the account keys, and replace `projects` by the container's own:
+/// its home and each `--trust` directory, trusted, with nothing allowed.
 fn clean(
     _candidate: &ConfigCandidate,
     bytes: &[u8],
@@ -82,7 +83,9 @@ fn clean(
         }
     }
     let mut projects = Map::new();
-    projects.insert(ctx.container_home.to_string(), container_project());
+    for dir in ctx.trusted_dirs() {
+        projects.insert(dir.to_string(), container_project());
+    }
     cleaned.insert("projects".into(), Value::Object(projects));
     let mut out = serde_json::to_vec_pretty(&Value::Object(cleaned)).map_err(|e| e.to_string())?;
     out.push(b'\n');
@@ -167,6 +170,7 @@ mod tests {
     fn cleaned(input: &str) -> Value {
         let ctx = CleanContext {
             container_home: "/home/playground",
+            trusted: &["/workspace".to_string(), "/home/playground".to_string()],
         };
         let cand = &CLAUDE.configs[0].candidates[0];
         serde_json::from_slice(&clean(cand, input.as_bytes(), &ctx).unwrap()).unwrap()
@@ -193,7 +197,14 @@ mod tests {
                 "/srv/other":{}}}"#,
         );
         let projects = out["projects"].as_object().unwrap();
-        assert_eq!(projects.keys().collect::<Vec<_>>(), ["/home/playground"]);
+        assert_eq!(
+            projects.keys().collect::<Vec<_>>(),
+            ["/home/playground", "/workspace"]
+        );
+        assert_eq!(
+            projects["/workspace"]["hasTrustDialogAccepted"],
+            json!(true)
+        );
         let p = &projects["/home/playground"];
         assert_eq!(p["allowedTools"], json!([]));
         assert_eq!(p["mcpServers"], json!({}));
@@ -206,6 +217,7 @@ mod tests {
     fn rejects_non_objects_and_bad_json() {
         let ctx = CleanContext {
             container_home: "/h",
+            trusted: &[],
         };
         let cand = &CLAUDE.configs[0].candidates[0];
         assert!(clean(cand, b"[1]", &ctx).is_err());

@@ -27,8 +27,10 @@ pub(super) static CODEX: Agent = Agent {
 };
 
 /// Drop every trusted host project (both the `projects` and the legacy
-/// `project_trust` spelling) and trust the container home instead;
-/// everything else, comments and order included, stays as written.
+/// `project_trust` spelling) and every MCP server (host commands, and the
+/// secrets in their `env`), and trust the container home and each `--trust`
+/// directory instead; everything else, comments and order included, stays
+/// as written.
 fn clean(
     _candidate: &ConfigCandidate,
     bytes: &[u8],
@@ -47,12 +49,15 @@ fn clean(
     })?;
     doc.remove("project_trust");
     doc.remove("projects");
+    doc.remove("mcp_servers");
 
-    let mut trusted = Table::new();
-    trusted.insert("trust_level", toml_edit::value("trusted"));
     let mut projects = Table::new();
     projects.set_implicit(true);
-    projects.insert(ctx.container_home, Item::Table(trusted));
+    for dir in ctx.trusted_dirs() {
+        let mut trusted = Table::new();
+        trusted.insert("trust_level", toml_edit::value("trusted"));
+        projects.insert(dir, Item::Table(trusted));
+    }
     doc.insert("projects", Item::Table(projects));
     Ok(doc.to_string().into_bytes())
 }
@@ -103,17 +108,20 @@ mod tests {
     fn cleaned(input: &str) -> String {
         let ctx = CleanContext {
             container_home: "/home/playground",
+            trusted: &["/workspace".to_string()],
         };
         let cand = &CODEX.configs[0].candidates[0];
         String::from_utf8(clean(cand, input.as_bytes(), &ctx).unwrap()).unwrap()
     }
 
     #[test]
-    fn removes_host_projects_and_trusts_the_container_home() {
+    fn removes_host_projects_and_mcp_servers_and_trusts_the_container_dirs() {
         let out = cleaned(
             "# my codex settings\nmodel = \"gpt-5\" # favourite\n\n\
              [projects.\"/home/dev/secret\"]\ntrust_level = \"trusted\"\n\n\
              [mcp_servers.docs]\n# docs server\ncommand = \"npx\"\n\n\
+             [mcp_servers.docs.env]\nDOCS_TOKEN = \"tok-SECRET\"\n\n\
+             [profiles.fast]\nmodel = \"gpt-5-mini\"\n\n\
              [project_trust.\"/home/dev/old\"]\ntrust_mode = \"full\"\n\n\
              [projects.'/srv/x']\ntrust_level = \"untrusted\"\n",
         );
@@ -127,21 +135,31 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("[mcp_servers.docs]\n# docs server\ncommand = \"npx\"\n"),
+            !out.contains("mcp_servers") && !out.contains("npx") && !out.contains("tok-SECRET"),
+            "{out}"
+        );
+        assert!(
+            out.contains("[profiles.fast]\nmodel = \"gpt-5-mini\"\n"),
             "{out}"
         );
         let doc: toml_edit::DocumentMut = out.parse().unwrap();
-        assert_eq!(
-            doc["projects"]["/home/playground"]["trust_level"].as_str(),
-            Some("trusted")
-        );
-        assert_eq!(doc["projects"].as_table().unwrap().len(), 1);
+        for dir in ["/home/playground", "/workspace"] {
+            assert_eq!(
+                doc["projects"][dir]["trust_level"].as_str(),
+                Some("trusted"),
+                "{dir}"
+            );
+        }
+        assert_eq!(doc["projects"].as_table().unwrap().len(), 2);
     }
 
     #[test]
-    fn inline_projects_are_replaced_too() {
-        let out = cleaned("projects = { \"/h/a\" = { trust_level = \"trusted\" } }\n");
-        assert!(!out.contains("/h/a"), "{out}");
+    fn inline_projects_and_servers_are_removed_too() {
+        let out = cleaned(
+            "projects = { \"/h/a\" = { trust_level = \"trusted\" } }\n\
+             mcp_servers = { s = { command = \"host-cmd\" } }\n",
+        );
+        assert!(!out.contains("/h/a") && !out.contains("host-cmd"), "{out}");
         let doc: toml_edit::DocumentMut = out.parse().unwrap();
         assert_eq!(
             doc["projects"]["/home/playground"]["trust_level"].as_str(),
@@ -150,11 +168,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_config_gets_the_container_project() {
+    fn empty_config_gets_the_container_projects() {
         let out = cleaned("");
         assert_eq!(
             out.trim(),
-            "[projects.\"/home/playground\"]\ntrust_level = \"trusted\""
+            "[projects.\"/home/playground\"]\ntrust_level = \"trusted\"\n\n\
+             [projects.\"/workspace\"]\ntrust_level = \"trusted\""
         );
     }
 
@@ -162,6 +181,7 @@ mod tests {
     fn invalid_toml_reports_a_line_without_the_text() {
         let ctx = CleanContext {
             container_home: "/h",
+            trusted: &[],
         };
         let cand = &CODEX.configs[0].candidates[0];
         let err = clean(cand, b"ok = 1\napi_key = \"sk-secret\n", &ctx).unwrap_err();

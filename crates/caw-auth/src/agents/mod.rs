@@ -25,6 +25,22 @@ use crate::credential::Identity;
 pub struct CleanContext<'a> {
     /// The agent user's home in the container (`C`).
     pub container_home: &'a str,
+    /// More container directories to mark trusted (`caw auth setup --trust`).
+    pub trusted: &'a [String],
+}
+
+impl CleanContext<'_> {
+    /// The container directories the agents trust: the home, then each
+    /// `--trust` directory, without repeats.
+    pub fn trusted_dirs(&self) -> Vec<&str> {
+        let mut dirs = vec![self.container_home];
+        for dir in self.trusted {
+            if !dirs.contains(&dir.as_str()) {
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
 }
 
 /// A config file that travels with an agent (strategy `copy`).

@@ -107,6 +107,7 @@ mod tests {
     fn jsonc_is_copied_unchecked_but_json_must_parse() {
         let ctx = CleanContext {
             container_home: "/h",
+            trusted: &[],
         };
         let [jsonc, json] = OPENCODE.configs[0].candidates else {
             panic!("opencode has two config spellings")

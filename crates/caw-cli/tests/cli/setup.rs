@@ -13,7 +13,10 @@ fn writes_the_manifest_and_modes_for_all_agents() {
 
     assert_eq!(mode(&env.auth), 0o700);
     assert_eq!(mode(&env.auth.join("setup-container.sh")), 0o755);
+    // Credentials, and configs holding account data.
     for cred in [
+        "claude/config.json",
+        "gemini/google_accounts.json",
         "claude/credentials.json",
         "codex/auth.json",
         "opencode/auth.json",
@@ -23,7 +26,6 @@ fn writes_the_manifest_and_modes_for_all_agents() {
         assert_eq!(mode(&env.auth.join(cred)), 0o600, "{cred}");
     }
     for cfg in [
-        "claude/config.json",
         "codex/config.toml",
         "opencode/opencode.json",
         "gemini/settings.json",

@@ -159,6 +159,11 @@ impl TestEnv {
             r#"{"security":{"auth":{"selectedType":"oauth-personal"}}}"#,
             0o644,
         );
+        self.write(
+            ".gemini/google_accounts.json",
+            r#"{"active":"dev@example.com","old":[]}"#,
+            0o644,
+        );
     }
 
     pub fn qwen(&self, expiry_ms: i64) {
