@@ -203,8 +203,37 @@ mod tests {
         std::fs::create_dir(&a).unwrap();
         std::fs::create_dir(&b).unwrap();
         std::fs::write(a.join("x"), "").unwrap();
-        if exchange(&a, &b).unwrap() {
-            assert!(b.join("x").exists() && !a.join("x").exists());
+        let (ino_a, ino_b) = (inode(&a), inode(&b));
+        let swapped = exchange(&a, &b).unwrap();
+        if cfg!(target_os = "linux") {
+            // ext4, tmpfs, btrfs and xfs all support RENAME_EXCHANGE; a
+            // `false` here means setup silently takes its two-rename path.
+            assert!(
+                swapped,
+                "RENAME_EXCHANGE is not supported in `{}`",
+                dir.path().display()
+            );
         }
+        if swapped {
+            assert!(b.join("x").exists() && !a.join("x").exists());
+            assert_eq!((inode(&a), inode(&b)), (ino_b, ino_a));
+        } else {
+            assert_eq!((inode(&a), inode(&b)), (ino_a, ino_b), "nothing moved");
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn exchange_of_a_missing_path_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&b).unwrap();
+        let err = exchange(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(err.to_string().contains(&a.display().to_string()), "{err}");
+    }
+
+    fn inode(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
     }
 }
