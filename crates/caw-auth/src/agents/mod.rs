@@ -105,15 +105,17 @@ pub fn known_names() -> Vec<String> {
 
 /// Resolve names as given by a user: empty or containing `all` means every
 /// agent; names may be comma-separated; duplicates are dropped; order follows
-/// the registry.
+/// the registry. Every name is checked, `all` or not: `all,bogus` names `bogus`.
 pub fn select(names: &[String]) -> crate::Result<Vec<&'static dyn Agent>> {
     let mut wanted = Vec::new();
+    let mut all = false;
     for name in names.iter().flat_map(|n| n.split(',')).map(str::trim) {
         if name.is_empty() {
             continue;
         }
         if name == "all" {
-            return Ok(REGISTRY.to_vec());
+            all = true;
+            continue;
         }
         match by_name(name) {
             Some(agent) => wanted.push(agent.name()),
@@ -125,7 +127,7 @@ pub fn select(names: &[String]) -> crate::Result<Vec<&'static dyn Agent>> {
             }
         }
     }
-    if wanted.is_empty() {
+    if all || wanted.is_empty() {
         return Ok(REGISTRY.to_vec());
     }
     Ok(REGISTRY
@@ -167,6 +169,19 @@ mod tests {
             names(&select(&["qwen,claude".into(), "claude".into()]).unwrap()),
             ["claude", "qwen"]
         );
+    }
+
+    #[test]
+    fn select_checks_every_name_even_with_all() {
+        for names in [
+            vec!["all,bogus".to_string()],
+            vec!["all".into(), "bogus".into()],
+            vec!["bogus".into(), "all".into()],
+        ] {
+            let msg = select(&names).unwrap_err().to_string();
+            assert!(msg.starts_with("Unknown agent `bogus`"), "{names:?}: {msg}");
+        }
+        assert_eq!(names(&select(&["all,qwen".into()]).unwrap()).len(), 5);
     }
 
     #[test]
