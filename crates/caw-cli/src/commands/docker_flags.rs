@@ -5,15 +5,16 @@ use std::process::ExitCode;
 use caw_auth::FlagFormat;
 
 use super::AuthDirArg;
+use crate::output;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 enum Format {
-    /// `-v SRC:DST:rw …`, for `docker run $(caw auth docker-flags) …`
+    /// `-v SRC:DST:ro …`, for `docker run $(caw auth docker-flags) …`
     #[default]
     V,
     /// A JSON array of arguments
     Json,
-    /// `--mount type=bind,src=…,dst=…` pairs
+    /// `--mount type=bind,src=…,dst=…[,readonly]` pairs
     Mount,
 }
 
@@ -33,6 +34,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => FlagFormat::Json,
         Format::Mount => FlagFormat::Mount,
     };
-    println!("{}", caw_auth::format_mounts(&mounts, format));
+    let line = caw_auth::format_mounts(&mounts.mounts, format)?;
+    caw_auth::ensure_host_sync(&mounts)?;
+    output::stdout(&format!("{line}\n"))?;
     Ok(ExitCode::SUCCESS)
 }

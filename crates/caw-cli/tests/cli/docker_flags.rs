@@ -23,7 +23,7 @@ fn default_form_is_the_documented_line() {
     let out = env.auth(&["docker-flags"]);
     let h = env.home.display();
     let expected = format!(
-        "-v {a}:/tmp/caw_auth:rw \
+        "-v {a}:/tmp/caw_auth:ro \
          -v {h}/.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw \
          -v {h}/.codex/auth.json:/tmp/caw_auth/codex/auth.json:rw \
          -v {h}/.local/share/opencode/auth.json:/tmp/caw_auth/opencode/auth.json:rw \
@@ -44,7 +44,7 @@ fn relative_auth_dir_is_made_absolute() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with(&format!("-v {}:/tmp/caw_auth:rw ", env.auth.display())));
+    assert!(stdout(&out).starts_with(&format!("-v {}:/tmp/caw_auth:ro ", env.auth.display())));
 }
 
 /// docker would create a root-owned directory where the credential was.
