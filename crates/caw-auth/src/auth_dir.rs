@@ -162,48 +162,89 @@ fn describe_foreign(foreign: &[String]) -> Option<String> {
     }
 }
 
-/// A directory held with `flock(LOCK_EX)`: setup holds one on each temp dir
-/// it builds, so a concurrent setup never removes it as stale.
+/// The lock every `setup` of one auth dir holds while it replaces it:
+/// `flock(LOCK_EX)` on `.<name>.setup.lock` beside the auth dir, a file that
+/// exists only while a setup runs.
+///
+/// Setups of the same auth dir run one after the other, so one never takes
+/// another's temp dir for stale, and a re-setup's live directory cannot be
+/// lost to a concurrent one that did not see it.
 #[derive(Debug)]
-pub(crate) struct DirLock(#[allow(dead_code)] Flock<File>);
+pub(crate) struct SetupLock {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
 
-/// Lock `path` (a directory); `Ok(None)` when `wait` is false and someone
-/// else holds it.
-fn lock_dir(path: &Path, wait: bool) -> Result<Option<DirLock>> {
-    let file = fs_err::File::open(path)?.into_parts().0;
-    let arg = if wait {
-        FlockArg::LockExclusive
-    } else {
-        FlockArg::LockExclusiveNonblock
-    };
-    match Flock::lock(file, arg) {
-        Ok(lock) => Ok(Some(DirLock(lock))),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) if !wait => Ok(None),
-        Err((_, errno)) => Err(fs::with_path(std::io::Error::from(errno), path).into()),
+impl Drop for SetupLock {
+    fn drop(&mut self) {
+        // Removed while still locked: a setup waiting on this file finds it
+        // gone once it gets the lock, and starts again with a new one.
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// A new temp dir in `parent` named `<prefix>XXXXXX`, locked, mode 0700.
-pub(crate) fn locked_temp_dir(parent: &Path, prefix: &str) -> Result<(tempfile::TempDir, DirLock)> {
+/// Take the setup lock of `auth_dir`, waiting for a running setup.
+pub(crate) fn lock_setup(auth_dir: &Path) -> Result<SetupLock> {
+    let parent = auth_dir.parent().unwrap_or(Path::new("."));
+    let path = parent.join(format!(".{}.setup.lock", file_name(auth_dir)));
+    let mut said = false;
     loop {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(parent)
-            .map_err(|e| fs::with_path(e, parent))?;
-        let lock = lock_dir(dir.path(), true)?.expect("a blocking lock is taken");
-        // A cleaner may have removed it between its creation and our lock.
-        let locked = lock
-            .0
-            .metadata()
-            .map_err(|e| fs::with_path(e, dir.path()))?;
-        match std::fs::symlink_metadata(dir.path()) {
-            Ok(m) if m.ino() == locked.ino() && m.dev() == locked.dev() => {
-                fs::set_mode(dir.path(), 0o700)?;
-                return Ok((dir, lock));
+        let file = open_lock_file(&path, auth_dir)?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+                if !std::mem::replace(&mut said, true) {
+                    log::info!(
+                        "waiting for another `caw auth setup` of `{}`",
+                        auth_dir.display()
+                    );
+                }
+                Flock::lock(file, FlockArg::LockExclusive)
+                    .map_err(|(_, errno)| fs::with_path(errno.into(), &path))?
             }
-            _ => continue,
+            Err((_, errno)) => return Err(fs::with_path(errno.into(), &path).into()),
+        };
+        let held = lock.metadata().map_err(|e| fs::with_path(e, &path))?;
+        let current = std::fs::symlink_metadata(&path);
+        if current.is_ok_and(|m| m.ino() == held.ino() && m.dev() == held.dev()) {
+            return Ok(SetupLock { path, _lock: lock });
         }
     }
+}
+
+fn open_lock_file(path: &Path, auth_dir: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fs::with_path(e, path))?;
+    let meta = file.metadata().map_err(|e| fs::with_path(e, path))?;
+    if !meta.is_file() {
+        return Err(Error::NotAnAuthDir {
+            path: auth_dir.to_path_buf(),
+            reason: format!(
+                "its setup lock `{}` is {}",
+                path.display(),
+                fs::kind_of(meta.file_type())
+            ),
+        });
+    }
+    Ok(file)
+}
+
+/// A new temp dir in `parent` named `<prefix>XXXXXX`, mode 0700.
+pub(crate) fn temp_dir(parent: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| fs::with_path(e, parent))?;
+    fs::set_mode(dir.path(), 0o700)?;
+    Ok(dir)
 }
 
 /// The prefixes of setup's temp dirs beside `auth_dir`: `.<name>.new-` and `.<name>.old-`.
@@ -225,10 +266,11 @@ pub(crate) fn file_name(auth_dir: &Path) -> String {
 pub(crate) const OLD_TREE: &str = "auth";
 
 /// Remove the temp dirs killed setups left beside `auth_dir` (they hold
-/// copies of credentials), each only when nobody holds its lock and every
-/// entry in it is one caw writes. Returns the paths removed; what cannot be
+/// copies of credentials), each only when every entry in it is one caw
+/// writes. Holding the setup lock, no other setup of `auth_dir` runs, so
+/// every such dir is stale. Returns the paths removed; what cannot be
 /// removed is logged and left.
-pub fn remove_stale_temp_dirs(auth_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn remove_stale_temp_dirs(auth_dir: &Path, _lock: &SetupLock) -> Vec<PathBuf> {
     let Some(parent) = auth_dir.parent() else {
         return Vec::new();
     };
@@ -258,15 +300,12 @@ pub fn remove_stale_temp_dirs(auth_dir: &Path) -> Vec<PathBuf> {
     removed
 }
 
-/// `Ok(false)`: in use by a running setup. `Err`: not ours to remove.
+/// `Err`: not ours to remove.
 fn remove_if_stale(path: &Path) -> std::result::Result<bool, String> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_dir() {
         return Err(format!("it is {}", fs::kind_of(meta.file_type())));
     }
-    let Some(_lock) = lock_dir(path, false).map_err(|e| e.to_string())? else {
-        return Ok(false);
-    };
     let check = |dir: &Path| -> std::result::Result<(), String> {
         let entries = foreign_entries(dir).map_err(|e| e.to_string())?;
         describe_foreign(&entries.foreign).map_or(Ok(()), Err)
@@ -458,10 +497,8 @@ mod tests {
         write(&foreign.join("thesis.tex"), "mine");
         let other = root.path().join(".other.new-EEEEEE");
         write(&other.join("claude/credentials.json"), "{}");
-        let (busy, _lock) = locked_temp_dir(root.path(), ".auth.new-").unwrap();
-        write(&busy.path().join("claude/credentials.json"), "{}");
-
-        let mut removed = remove_stale_temp_dirs(&auth);
+        let lock = lock_setup(&auth).unwrap();
+        let mut removed = remove_stale_temp_dirs(&auth, &lock);
         removed.sort();
         let mut expected = vec![stale_new, stale_old, empty];
         expected.sort();
@@ -471,9 +508,31 @@ mod tests {
             "foreign content removed"
         );
         assert!(other.exists(), "another auth dir's temp dir removed");
-        assert!(
-            busy.path().join("claude/credentials.json").exists(),
-            "a running setup's dir removed"
-        );
+        assert!(root.path().join(".auth.setup.lock").is_file());
+        drop(lock);
+        assert!(!root.path().join(".auth.setup.lock").exists());
+    }
+
+    #[test]
+    fn setups_of_one_auth_dir_take_turns() {
+        let root = tempfile::tempdir().unwrap();
+        let auth = root.path().join("auth");
+        let first = lock_setup(&auth).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let auth = auth.clone();
+            std::thread::spawn(move || {
+                let _second = lock_setup(&auth).unwrap();
+                tx.send(()).unwrap();
+            })
+        };
+        let waited = rx.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(waited.is_err(), "a second setup ran beside the first");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the second setup never got its turn");
+        waiter.join().unwrap();
+        // Another auth dir in the same parent is not held up.
+        let _other = lock_setup(&root.path().join("other")).unwrap();
     }
 }

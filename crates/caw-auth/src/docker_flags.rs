@@ -64,6 +64,11 @@ impl FlagFormat {
         }
     }
 
+    /// Whether `path` survives this form.
+    pub fn accepts(self, path: &Path) -> bool {
+        path.to_str().is_some_and(|text| self.check(text).is_none())
+    }
+
     /// Why `text` cannot survive this form, if it cannot: `$(…)` splits the
     /// `v` and `mount` lines on white space, `-v` splits on `:`, and
     /// `--mount` is a CSV list (`,` and `"`).

@@ -43,8 +43,8 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// `manifest.json` exists but does not satisfy the v1 schema, or names a
-    /// path the agent registry does not.
+    /// `manifest.json` exists but is not a v1 manifest (or not a regular
+    /// file); the directory is then not a caw auth dir either.
     #[error("invalid manifest `{}`: {}", path.display(), field_reason(field, reason))]
     InvalidManifest {
         /// The manifest file.
@@ -53,6 +53,18 @@ pub enum Error {
         /// [`crate::manifest::ROOT`] for the file as a whole.
         field: String,
         /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A valid manifest names a host or auth-dir path that is not the agent
+    /// registry's (see [`crate::trusted`]); nothing is mounted or read from it.
+    #[error("invalid manifest `{}`: {}", path.display(), field_reason(field, reason))]
+    UntrustedManifestEntry {
+        /// The manifest file.
+        path: PathBuf,
+        /// The entry, e.g. `agents.claude.files[0].host_original`.
+        field: String,
+        /// What it should be.
         reason: String,
     },
 
@@ -157,7 +169,14 @@ impl Error {
                 OptionName::SourceHome,
                 " to read another home"
             ],
-            Error::InvalidManifest { .. } => {
+            Error::InvalidManifest { .. } => hint![
+                "if caw wrote this auth dir, remove it and ",
+                Step::Setup,
+                " again; otherwise pass ",
+                OptionName::AuthDir,
+                " to use another"
+            ],
+            Error::UntrustedManifestEntry { .. } => {
                 hint![Step::Setup, " again to rewrite the auth dir"]
             }
             Error::InvalidInput { .. } => hint![
@@ -187,21 +206,22 @@ impl Error {
                 " again; docker would otherwise create a root-owned directory at that path"
             ],
             Error::MissingLiveDir { .. } => hint![Step::Setup, " again to write it"],
-            Error::UnsafeMountPath { format, .. } => unsafe_mount_hint(*format),
+            Error::UnsafeMountPath { format, path, .. } => unsafe_mount_hint(*format, path),
             Error::UnknownAgent { .. } => hint!["use `all` or one of the known agents"],
             _ => return None,
         })
     }
 }
 
-fn unsafe_mount_hint(format: FlagFormat) -> Hint {
+/// Avoid the characters; where the JSON form could carry the path, say so.
+fn unsafe_mount_hint(format: FlagFormat, path: &std::path::Path) -> Hint {
     let mut h = hint![
         "use an auth dir (",
         OptionName::AuthDir,
         "), host home and mount point without ",
         format.refused().to_string()
     ];
-    if format != FlagFormat::Json {
+    if format != FlagFormat::Json && FlagFormat::Json.accepts(path) {
         h.0.push(HintPart::IfAvailable(vec![
             ", or ".into(),
             HintPart::OptionValue(OptionName::Format, "json"),

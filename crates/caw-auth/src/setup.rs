@@ -107,6 +107,9 @@ impl Target {
 /// Progress and warnings go to the `log` facade.
 pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     let target = Target::resolve(opts)?;
+    // Before reading anything: a directory that is not an auth dir is refused
+    // at once (and again just before it is replaced).
+    auth_dir::check_replaceable(&target.auth_dir)?;
     let (usable, skipped) = usable_agents(&opts.agents, &target.host_home)?;
     let ctx = CleanContext {
         container_home: &target.container_home,
@@ -317,7 +320,7 @@ fn swap_in(new: &Path, auth_dir: &Path, mut exists: bool) -> Result<()> {
             }
             // No RENAME_EXCHANGE here: move the old tree aside, then rename.
             let [_, old_prefix] = auth_dir::temp_prefixes(auth_dir);
-            let (old, _lock) = auth_dir::locked_temp_dir(parent, &old_prefix)?;
+            let old = auth_dir::temp_dir(parent, &old_prefix)?;
             let old_path = old.path().join(OLD_TREE);
             fs_err::rename(auth_dir, &old_path)?;
             if let Err(e) = fs_err::rename(new, auth_dir) {
@@ -423,7 +426,6 @@ fn write_auth_dir(
     staged: &[Staged],
     binary: Option<&Path>,
 ) -> Result<()> {
-    let existing = auth_dir::check_replaceable(auth_dir)?;
     let parent = auth_dir.parent().ok_or_else(|| Error::InvalidOption {
         option: OptionName::AuthDir,
         value: auth_dir.display().to_string(),
@@ -432,9 +434,11 @@ fn write_auth_dir(
     if !parent.exists() {
         fs::create_dir_all(parent, 0o700)?;
     }
-    auth_dir::remove_stale_temp_dirs(auth_dir);
+    let lock = auth_dir::lock_setup(auth_dir)?;
+    let existing = auth_dir::check_replaceable(auth_dir)?;
+    auth_dir::remove_stale_temp_dirs(auth_dir, &lock);
     let [new_prefix, _] = auth_dir::temp_prefixes(auth_dir);
-    let (tmp, _lock) = auth_dir::locked_temp_dir(parent, &new_prefix)?;
+    let tmp = auth_dir::temp_dir(parent, &new_prefix)?;
     let new = tmp.path();
     let live_mode = manifest.mode == AuthMode::Live;
     let carry_live = live_mode && has_live_dir(&existing, auth_dir);

@@ -27,12 +27,12 @@ pub struct TrustedCredential {
 /// Every credential (`type: credential` or `strategy: bind`) in `manifest`,
 /// in manifest order, with its paths from the registry.
 ///
-/// Refuses ([`Error::InvalidManifest`], naming the entry) a credential of an
+/// Refuses ([`Error::UntrustedManifestEntry`], naming the entry) a credential of an
 /// unknown agent, one whose `host_original` or `src` differs from the
 /// registry's, a credential that is not `bind` (or a `bind` file that is not
 /// a credential), and an agent listing its credential twice.
 pub fn credentials(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<TrustedCredential>> {
-    let bad = |field: String, reason: String| Error::InvalidManifest {
+    let bad = |field: String, reason: String| Error::UntrustedManifestEntry {
         path: auth_dir.join(MANIFEST_FILE),
         field,
         reason,

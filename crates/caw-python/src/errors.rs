@@ -134,7 +134,8 @@ fn describe<'py>(py: Python<'py>, err: Error, spelling: &PySpelling) -> PyResult
                 ("links", links.into_bound_py_any(py)?),
             ],
         ),
-        Error::InvalidManifest { path, field, .. } => (
+        Error::InvalidManifest { path, field, .. }
+        | Error::UntrustedManifestEntry { path, field, .. } => (
             "InvalidManifestError",
             vec![
                 ("path", path.into_bound_py_any(py)?),

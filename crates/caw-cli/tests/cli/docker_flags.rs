@@ -97,3 +97,203 @@ fn without_a_manifest_it_fails_with_nothing_on_stdout() {
     assert!(stdout(&out).is_empty());
     assert!(stderr(&out).contains("run `caw auth setup` first"));
 }
+
+#[test]
+fn live_mode_mounts_the_auth_dir_read_only_and_live_read_write() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    let a = env.auth.display();
+    for (format, expected) in [
+        (
+            "v",
+            format!("-v {a}:/tmp/caw_auth:ro -v {a}/live:/tmp/caw_auth/live:rw\n"),
+        ),
+        (
+            "json",
+            format!(
+                "[\"-v\",\"{a}:/tmp/caw_auth:ro\",\"-v\",\"{a}/live:/tmp/caw_auth/live:rw\"]\n"
+            ),
+        ),
+        (
+            "mount",
+            format!(
+                "--mount type=bind,src={a},dst=/tmp/caw_auth,readonly \
+                 --mount type=bind,src={a}/live,dst=/tmp/caw_auth/live\n"
+            ),
+        ),
+    ] {
+        let out = env.auth(&["docker-flags", "--format", format]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), expected, "--format {format}");
+    }
+    // docker would create a root-owned `live` in the auth dir.
+    std::fs::remove_dir_all(env.auth.join("live")).unwrap();
+    let out = env.auth(&["docker-flags"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("the live directory")
+            && stderr(&out).contains("hint: run `caw auth setup` again"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Each form refuses exactly what it cannot carry: `v` white space and `:`;
+/// `json` only `:`; `mount` white space and `,`.
+#[test]
+fn each_form_refuses_what_it_cannot_carry() {
+    for (name, ok) in [
+        ("my auth", [false, true, false]),
+        ("auth:dir", [false, false, true]),
+        ("auth,dir", [true, true, false]),
+    ] {
+        let env = TestEnv::full();
+        let auth = env.dir.path().join(name);
+        let out = env
+            .caw()
+            .args(["auth", "setup", "-a", "gemini", "--auth-dir"])
+            .arg(&auth)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        for (format, ok) in ["v", "json", "mount"].into_iter().zip(ok) {
+            let out = env
+                .caw()
+                .args(["auth", "docker-flags", "--format", format, "--auth-dir"])
+                .arg(&auth)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.success(),
+                ok,
+                "{name:?} --format {format}: {}",
+                stderr(&out)
+            );
+            if !ok {
+                assert!(stdout(&out).is_empty());
+                assert!(
+                    stderr(&out)
+                        .contains(&format!("cannot be used in a docker mount flag ({format})")),
+                    "{}",
+                    stderr(&out)
+                );
+            }
+        }
+        if name == "my auth" {
+            let out = env
+                .caw()
+                .args(["auth", "docker-flags", "--format", "json", "--auth-dir"])
+                .arg(&auth)
+                .output()
+                .unwrap();
+            let args: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(args[1], format!("{}:/tmp/caw_auth:ro", auth.display()));
+        }
+    }
+}
+
+#[test]
+fn a_colon_is_refused_by_v_and_json_alike() {
+    let env = TestEnv::full();
+    let auth = env.dir.path().join("a:b");
+    let setup = env
+        .caw()
+        .args(["auth", "setup", "-a", "gemini", "--auth-dir"])
+        .arg(&auth)
+        .output()
+        .unwrap();
+    assert!(setup.status.success());
+    for format in ["v", "json"] {
+        let out = env
+            .caw()
+            .args(["auth", "docker-flags", "--format", format, "--auth-dir"])
+            .arg(&auth)
+            .output()
+            .unwrap();
+        let mut settings = env.settings();
+        settings.set_snapshot_suffix(format);
+        settings.bind(|| insta::assert_snapshot!(stderr(&out)));
+    }
+}
+
+/// Defense in depth for a manifest changed on the host: whatever it says,
+/// only the registry's credential files are mounted.
+#[test]
+fn a_manifest_naming_another_host_file_is_refused() {
+    let env = TestEnv::full();
+    env.setup();
+    env.write(
+        ".ssh/id_ed25519",
+        "-----BEGIN OPENSSH PRIVATE KEY-----",
+        0o600,
+    );
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 3] = [
+        ("agents.claude.files[0].host_original", |m| {
+            m["agents"]["claude"]["files"][0]["host_original"] = ".ssh/id_ed25519".into();
+        }),
+        ("agents.codex.files[0].src", |m| {
+            m["agents"]["codex"]["files"][0]["src"] = "codex/config.toml".into();
+        }),
+        ("agents.evil.files[0]", |m| {
+            m["agents"]["evil"] = serde_json::json!({"files": [{
+                "src": "evil/key", "container_target": ".ssh/id_ed25519",
+                "host_original": ".ssh/id_ed25519", "type": "config",
+                "strategy": "bind", "mode": "0600"}]});
+        }),
+    ];
+    let pristine = std::fs::read(env.auth.join("manifest.json")).unwrap();
+    for (field, edit) in cases {
+        std::fs::write(env.auth.join("manifest.json"), &pristine).unwrap();
+        edit_manifest(&env.auth, edit);
+        for args in [
+            &["docker-flags"][..],
+            &["docker-flags", "--format", "json"],
+            &["docker-flags", "--format", "mount"],
+            &["status"],
+        ] {
+            let out = env.auth(args);
+            assert_eq!(out.status.code(), Some(1), "{field} {args:?}");
+            assert!(
+                stdout(&out).is_empty(),
+                "{field} {args:?}: {}",
+                stdout(&out)
+            );
+            assert!(
+                stderr(&out).contains(&format!("`{field}`")),
+                "{field} {args:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    std::fs::write(env.auth.join("manifest.json"), &pristine).unwrap();
+    edit_manifest(&env.auth, cases[0].1);
+    let out = env.auth(&["docker-flags"]);
+    env.settings()
+        .bind(|| insta::assert_snapshot!(stderr(&out)));
+}
+
+#[test]
+fn a_space_refused_by_v_points_at_json() {
+    let env = TestEnv::full();
+    let auth = env.dir.path().join("my auth");
+    let setup = env
+        .caw()
+        .args(["auth", "setup", "-a", "gemini", "--auth-dir"])
+        .arg(&auth)
+        .output()
+        .unwrap();
+    assert!(setup.status.success());
+    for format in ["v", "mount"] {
+        let out = env
+            .caw()
+            .args(["auth", "docker-flags", "--format", format, "--auth-dir"])
+            .arg(&auth)
+            .output()
+            .unwrap();
+        let mut settings = env.settings();
+        settings.set_snapshot_suffix(format);
+        settings.bind(|| insta::assert_snapshot!(stderr(&out)));
+    }
+}

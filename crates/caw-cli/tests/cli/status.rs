@@ -111,3 +111,28 @@ fn unknown_agent_is_reported_before_a_missing_manifest() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_relative_auth_dir_is_made_absolute() {
+    let env = TestEnv::full();
+    env.setup();
+    let out = env
+        .caw()
+        .args([
+            "auth",
+            "status",
+            "--json",
+            "-a",
+            "codex",
+            "--auth-dir",
+            "auth",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows[1]["path"],
+        env.auth.join("codex/config.toml").display().to_string()
+    );
+}

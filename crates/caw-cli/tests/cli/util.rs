@@ -298,3 +298,53 @@ pub fn tree_state(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64, u64
 pub fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
+
+/// The credentials of every agent: `(agent, host path, src)`.
+pub const CREDENTIALS: [(&str, &str, &str); 5] = [
+    (
+        "claude",
+        ".claude/.credentials.json",
+        "claude/credentials.json",
+    ),
+    ("codex", ".codex/auth.json", "codex/auth.json"),
+    (
+        "opencode",
+        ".local/share/opencode/auth.json",
+        "opencode/auth.json",
+    ),
+    (
+        "gemini",
+        ".gemini/oauth_creds.json",
+        "gemini/oauth_creds.json",
+    ),
+    ("qwen", ".qwen/oauth_creds.json", "qwen/oauth_creds.json"),
+];
+
+pub fn inode(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path).unwrap().ino()
+}
+
+/// A Claude credential expiring `expires_ms`, marked with `tag`.
+pub fn claude_credential(tag: &str, expires_ms: i64) -> String {
+    format!(
+        r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-{tag}","refreshToken":"sk-ant-ort01-{tag}","expiresAt":{expires_ms}}}}}"#
+    )
+}
+
+/// `mkfifo path`.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Edit the auth dir's manifest as JSON.
+pub fn edit_manifest(auth: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = auth.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+}
