@@ -107,10 +107,10 @@ impl Target {
 /// Progress and warnings go to the `log` facade.
 pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     let target = Target::resolve(opts)?;
-    // Before reading anything: a directory that is not an auth dir is refused
-    // at once (and again just before it is replaced).
-    auth_dir::check_replaceable(&target.auth_dir)?;
     let (usable, skipped) = usable_agents(&opts.agents, &target.host_home)?;
+    // Before reading a credential: a directory that is not an auth dir is
+    // refused at once (and checked again just before it is replaced).
+    auth_dir::check_replaceable(&target.auth_dir)?;
     let ctx = CleanContext {
         container_home: &target.container_home,
     };
