@@ -107,10 +107,11 @@ impl Target {
 /// Progress and warnings go to the `log` facade.
 pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     let target = Target::resolve(opts)?;
-    let (usable, skipped) = usable_agents(&opts.agents, &target.host_home)?;
-    // Before reading a credential: a directory that is not an auth dir is
+    let selected = agents::select(&opts.agents)?;
+    // Before looking at the home: a directory that is not an auth dir is
     // refused at once (and checked again just before it is replaced).
     auth_dir::check_replaceable(&target.auth_dir)?;
+    let (usable, skipped) = usable_agents(selected, &target.host_home)?;
     let ctx = CleanContext {
         container_home: &target.container_home,
     };
@@ -154,12 +155,12 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
 /// with what they miss (warned about). No usable agent is an error.
 #[allow(clippy::type_complexity)]
 fn usable_agents(
-    names: &[String],
+    selected: Vec<&'static dyn Agent>,
     home: &Path,
 ) -> Result<(Vec<&'static dyn Agent>, Vec<(String, Vec<String>)>)> {
     let mut usable = Vec::new();
     let mut skipped = Vec::new();
-    for agent in agents::select(names)? {
+    for agent in selected {
         let missing: Vec<String> = agent
             .required()
             .iter()

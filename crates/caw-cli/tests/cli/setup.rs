@@ -182,11 +182,7 @@ fn failures_leave_the_previous_auth_dir_untouched() {
         assert!(err.contains("hint:"), "{err}");
         assert_eq!(before, tree_state(&env.auth), "{rel} changed the auth dir");
         assert_eq!(home_before, tree_state(&env.home), "{rel} changed the home");
-        let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.'))
-            .collect();
+        let leftovers = env.hidden_siblings();
         assert!(leftovers.is_empty(), "temp dirs left behind: {leftovers:?}");
     }
 }
@@ -318,35 +314,9 @@ fn setup_script_lists_every_file_and_is_posix_sh() {
 #[test]
 fn concurrent_setups_into_a_new_auth_dir_all_succeed() {
     let env = TestEnv::full();
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("caw"));
-            cmd.env("HOME", &env.home)
-                .env_remove("CAW_AUTH_DIR")
-                .args(["auth", "setup", "-a", "claude,gemini", "--auth-dir"])
-                .arg(&env.auth)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped());
-            cmd.spawn().unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    env.concurrent_setups(4, &["-a", "claude,gemini"]);
     assert!(env.auth.join("manifest.json").is_file());
-    let names: Vec<_> = std::fs::read_dir(env.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        names.iter().all(|n| !n.starts_with('.')),
-        "leftovers: {names:?}"
-    );
+    assert_eq!(env.hidden_siblings(), Vec::<String>::new());
 }
 
 #[test]
@@ -509,13 +479,7 @@ fn a_failed_re_setup_leaves_the_live_directory_as_it_was() {
 #[test]
 fn a_directory_with_a_plain_manifest_json_is_never_replaced() {
     let env = TestEnv::full();
-    std::fs::create_dir_all(env.auth.join("icons")).unwrap();
-    std::fs::write(
-        env.auth.join("manifest.json"),
-        r#"{"manifest_version": 3, "name": "My extension", "version": "1.0"}"#,
-    )
-    .unwrap();
-    std::fs::write(env.auth.join("background.js"), "// mine").unwrap();
+    write_browser_extension(&env.auth);
     let before = tree_state(&env.auth);
     for args in [&["setup"][..], &["setup", "--mode", "live"]] {
         let out = env.auth(args);
@@ -528,7 +492,7 @@ fn a_directory_with_a_plain_manifest_json_is_never_replaced() {
         assert_eq!(before, tree_state(&env.auth), "{args:?}");
     }
     std::fs::remove_file(env.auth.join("background.js")).unwrap();
-    std::fs::remove_dir(env.auth.join("icons")).unwrap();
+    std::fs::remove_dir_all(env.auth.join("icons")).unwrap();
     let out = env.auth(&["setup"]);
     assert_eq!(out.status.code(), Some(1));
     env.settings()
@@ -603,33 +567,7 @@ fn concurrent_live_re_setups_keep_the_live_directory() {
     let env = TestEnv::full();
     assert!(env.auth(&["setup", "--mode", "live"]).status.success());
     let live_ino = inode(&env.auth.join("live"));
-    let children: Vec<_> = (0..6)
-        .map(|_| {
-            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("caw"));
-            cmd.env("HOME", &env.home)
-                .env_remove("CAW_AUTH_DIR")
-                .args(["auth", "setup", "--mode", "live", "--auth-dir"])
-                .arg(&env.auth)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped());
-            cmd.spawn().unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    env.concurrent_setups(6, &["--mode", "live"]);
     assert_eq!(inode(&env.auth.join("live")), live_ino);
-    let names: Vec<_> = std::fs::read_dir(env.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        names.iter().all(|n| !n.starts_with('.')),
-        "leftovers: {names:?}"
-    );
+    assert_eq!(env.hidden_siblings(), Vec::<String>::new());
 }

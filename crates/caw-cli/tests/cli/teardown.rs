@@ -87,13 +87,7 @@ fn legacy_symlinks_are_refused_then_forced() {
 #[test]
 fn never_removes_a_directory_with_a_plain_manifest_json() {
     let env = TestEnv::empty();
-    std::fs::create_dir_all(&env.auth).unwrap();
-    std::fs::write(
-        env.auth.join("manifest.json"),
-        r#"{"manifest_version": 3, "name": "My extension", "version": "1.0"}"#,
-    )
-    .unwrap();
-    std::fs::write(env.auth.join("background.js"), "// mine").unwrap();
+    write_browser_extension(&env.auth);
     let before = tree_state(&env.auth);
     for args in [
         &["teardown"][..],
@@ -110,6 +104,7 @@ fn never_removes_a_directory_with_a_plain_manifest_json() {
         assert_eq!(before, tree_state(&env.auth), "{args:?}");
     }
     std::fs::remove_file(env.auth.join("background.js")).unwrap();
+    std::fs::remove_dir_all(env.auth.join("icons")).unwrap();
     let out = env.auth(&["teardown", "--force"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

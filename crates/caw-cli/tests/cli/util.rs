@@ -190,6 +190,47 @@ impl TestEnv {
         out
     }
 
+    /// `caw auth <args> --auth-dir <auth>` for an auth dir other than `self.auth`.
+    pub fn auth_at(&self, auth: &Path, args: &[&str]) -> Output {
+        let mut cmd = self.caw();
+        cmd.arg("auth").args(args).arg("--auth-dir").arg(auth);
+        let out = cmd.output().unwrap();
+        assert_no_secrets(&out);
+        out
+    }
+
+    /// `n` concurrent `caw auth setup <args> --auth-dir <auth>`; each must succeed.
+    pub fn concurrent_setups(&self, n: usize, args: &[&str]) {
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("caw"))
+                    .env("HOME", &self.home)
+                    .env_remove("CAW_AUTH_DIR")
+                    .args(["auth", "setup"])
+                    .args(args)
+                    .arg("--auth-dir")
+                    .arg(&self.auth)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+    }
+
+    /// Names starting with `.` beside the auth dir (temp dirs, lock files).
+    pub fn hidden_siblings(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
     pub fn setup(&self) -> Output {
         let out = self.auth(&["setup"]);
         assert!(out.status.success(), "setup failed: {}", stderr(&out));
@@ -347,4 +388,22 @@ pub fn edit_manifest(auth: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     edit(&mut manifest);
     std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+}
+
+/// A browser extension's directory at `dir`: a `manifest.json` that is not
+/// caw's, `background.js` and `icons/48.png`.
+pub fn write_browser_extension(dir: &Path) {
+    std::fs::create_dir_all(dir.join("icons")).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"{"manifest_version": 3, "name": "Tab Tidy", "version": "2.1",
+            "background": {"service_worker": "background.js"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("background.js"),
+        "chrome.tabs.query({}, () => {});",
+    )
+    .unwrap();
+    std::fs::write(dir.join("icons/48.png"), [0x89, b'P', b'N', b'G']).unwrap();
 }

@@ -15,7 +15,9 @@ use crate::container::{docker, text};
 use crate::image::{MOUNT_POINT, USER};
 use crate::prereqs::image_or_skip;
 use crate::session::{Guard, HostUser, Session};
-use crate::util::{edit_manifest, stderr, stdout, tree_state, TestEnv, CREDENTIALS};
+use crate::util::{
+    edit_manifest, stderr, stdout, tree_state, write_browser_extension, TestEnv, CREDENTIALS,
+};
 
 crate::for_both_guards!(
     the_agent_sharing_the_host_uid_cannot_change_the_auth_dir,
@@ -317,19 +319,7 @@ fn a_browser_extension_dir_is_never_replaced_or_removed() {
     let env = TestEnv::empty();
     env.claude(crate::util::ms_from_now(3600));
     let ext = &env.auth;
-    std::fs::create_dir_all(ext.join("icons")).unwrap();
-    std::fs::write(
-        ext.join("manifest.json"),
-        r#"{"manifest_version": 3, "name": "Tab Tidy", "version": "2.1",
-            "background": {"service_worker": "background.js"}}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        ext.join("background.js"),
-        "chrome.tabs.query({}, () => {});",
-    )
-    .unwrap();
-    std::fs::write(ext.join("icons/48.png"), [0x89, b'P', b'N', b'G']).unwrap();
+    write_browser_extension(ext);
     let before = tree_state(ext);
     let check = |args: &[&str]| {
         assert_same_tree(
