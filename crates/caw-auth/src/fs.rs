@@ -173,10 +173,20 @@ impl std::fmt::Display for ReadError {
 /// `O_NONBLOCK | O_NOFOLLOW` and checked with `fstat` before a byte is
 /// read, so a FIFO, a device or a link in its place is refused at once.
 pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    open_and_read(path, cap, libc::O_NONBLOCK | libc::O_NOFOLLOW)
+}
+
+/// [`read_regular`], but a symlink is followed: for the user's own files,
+/// such as a host credential a dotfile manager links into place.
+pub fn read_regular_following(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    open_and_read(path, cap, libc::O_NONBLOCK)
+}
+
+fn open_and_read(path: &Path, cap: u64, flags: i32) -> Result<Vec<u8>, ReadError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .custom_flags(flags)
         .open(path);
     match file {
         Ok(file) => read_regular_file(file, cap).map_err(|e| match e {
@@ -308,6 +318,13 @@ mod tests {
         assert!(matches!(
             read_regular(&link, 10),
             Err(ReadError::NotRegular("a symlink"))
+        ));
+        assert_eq!(read_regular_following(&link, 10).unwrap(), b"12345");
+        let fifo_link = dir.path().join("fifo-link");
+        std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+        assert!(matches!(
+            read_regular_following(&fifo_link, 10),
+            Err(ReadError::NotRegular("a FIFO"))
         ));
         assert!(matches!(
             read_regular(dir.path(), 10),

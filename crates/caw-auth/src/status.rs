@@ -124,7 +124,9 @@ fn row(agent: &str, file: &ManifestFile, path: PathBuf, now: Timestamp) -> AuthF
         .and_then(|m| m.modified().ok())
         .and_then(|t| Timestamp::try_from(t).ok());
     let expires_at = if exists && file.file_type == FileType::Credential {
-        crate::fs::read_regular(&path, CREDENTIAL_MAX_BYTES)
+        // The host's own file: a symlink (a dotfile manager's) is followed;
+        // a FIFO or device is not read.
+        crate::fs::read_regular_following(&path, CREDENTIAL_MAX_BYTES)
             .ok()
             .and_then(|bytes| agents::freshness_of(agent, &bytes))
             .and_then(|f| f.expires_at)
