@@ -156,7 +156,10 @@ fn a_symlinked_host_credential_is_read_and_a_fifo_is_not() {
     let mut cmd = env.caw();
     cmd.args(["auth", "status", "--json", "-a", "gemini", "--auth-dir"])
         .arg(&env.auth);
-    let out = cmd.timeout(std::time::Duration::from_secs(20)).output().unwrap();
+    let out = cmd
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["token_expiry"], serde_json::Value::Null);
