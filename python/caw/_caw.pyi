@@ -20,6 +20,8 @@ def setup(
     auth_dir: Optional[_Path] = None,
     container_home: Optional[str] = None,
     mount_point: Optional[str] = None,
+    mode: Optional[Literal["live", "bind"]] = None,
+    trust: Sequence[str] = (),
 ) -> Path:
     """Write a new auth dir; returns its absolute path."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ def test_documented_signatures() -> None:
         ("dest_dir", None, pk),
         ("container_home", None, kw),
         ("mount_point", None, kw),
+        ("mode", None, kw),
     ]
     assert params(auth.get_status) == [("agents", None, pk), ("auth_dir", None, pk)]
     assert params(auth.get_docker_flags) == [("auth_dir", None, pk)]
@@ -68,9 +70,18 @@ def test_docstrings_match_the_documented_ones() -> None:
     assert "FileNotFoundError: If the manifest.json doesn't exist in auth_dir" in inspect.getdoc(auth.get_status)
 
 
+def workspace_version() -> str:
+    """`[workspace.package] version` of the Cargo.toml at the repository root."""
+    text = (Path(__file__).parents[2] / "Cargo.toml").read_text()
+    section = text.split("[workspace.package]", 1)[1].split("\n[", 1)[0]
+    match = re.search(r'^version\s*=\s*"([^"]+)"', section, re.MULTILINE)
+    assert match, "no version in [workspace.package] of Cargo.toml"
+    return match.group(1)
+
+
 def test_version_is_the_crate_version() -> None:
-    assert isinstance(caw.__version__, str)
-    assert caw.__version__.count(".") == 2
+    assert caw.__version__ == workspace_version()
+    assert _caw.__version__ == workspace_version()
 
 
 def test_typing_files_ship_with_the_package() -> None:

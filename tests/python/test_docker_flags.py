@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import pytest
 
 import caw
@@ -11,11 +13,11 @@ from caw import auth
 
 
 def test_flags_mount_the_auth_dir_and_each_host_credential(home: Path, auth_dir: Path) -> None:
-    auth.setup(dest_dir=auth_dir)
+    auth.setup(dest_dir=auth_dir, mode="bind")
     flags = auth.get_docker_flags(auth_dir)
     assert flags == " ".join(
         [
-            f"-v {auth_dir}:/tmp/caw_auth:rw",
+            f"-v {auth_dir}:/tmp/caw_auth:ro",
             f"-v {home}/.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw",
             f"-v {home}/.codex/auth.json:/tmp/caw_auth/codex/auth.json:rw",
             f"-v {home}/.gemini/oauth_creds.json:/tmp/caw_auth/gemini/oauth_creds.json:rw",
@@ -28,13 +30,13 @@ def test_default_auth_dir_and_caw_auth_dir_at_call_time(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     auth.setup()
-    assert auth.get_docker_flags().startswith(f"-v {home}/.caw/auth:/tmp/caw_auth:rw ")
+    assert auth.get_docker_flags().startswith(f"-v {home}/.caw/auth:/tmp/caw_auth:ro ")
 
     other = tmp_path / "env-auth"
-    auth.setup(["gemini"], dest_dir=other)
+    auth.setup(["gemini"], dest_dir=other, mode="bind")
     monkeypatch.setenv("CAW_AUTH_DIR", str(other))
     assert auth.get_docker_flags() == (
-        f"-v {other}:/tmp/caw_auth:rw -v {home}/.gemini/oauth_creds.json:/tmp/caw_auth/gemini/oauth_creds.json:rw"
+        f"-v {other}:/tmp/caw_auth:ro -v {home}/.gemini/oauth_creds.json:/tmp/caw_auth/gemini/oauth_creds.json:rw"
     )
 
 
@@ -44,9 +46,9 @@ def test_auth_dir_accepts_str_and_pathlike(home: Path, auth_dir: Path) -> None:
 
 
 def test_custom_mount_point_is_used(home: Path, auth_dir: Path) -> None:
-    auth.setup(["claude"], dest_dir=auth_dir, mount_point="/run/caw")
+    auth.setup(["claude"], dest_dir=auth_dir, mount_point="/run/caw", mode="bind")
     assert auth.get_docker_flags(auth_dir) == (
-        f"-v {auth_dir}:/run/caw:rw -v {home}/.claude/.credentials.json:/run/caw/claude/credentials.json:rw"
+        f"-v {auth_dir}:/run/caw:ro -v {home}/.claude/.credentials.json:/run/caw/claude/credentials.json:rw"
     )
 
 
@@ -57,7 +59,7 @@ def test_no_manifest_is_file_not_found(tmp_path: Path) -> None:
 
 
 def test_missing_bind_source_is_refused(home: Path, auth_dir: Path) -> None:
-    auth.setup(dest_dir=auth_dir)
+    auth.setup(dest_dir=auth_dir, mode="bind")
     cred = home / ".codex/auth.json"
     cred.unlink()
     with pytest.raises(FileNotFoundError) as info:
@@ -83,3 +85,22 @@ def test_top_level_alias(home: Path, auth_dir: Path) -> None:
     assert caw.auth_get_docker_flags is auth.get_docker_flags
     auth.setup(dest_dir=auth_dir)
     assert caw.auth_get_docker_flags(auth_dir) == auth.get_docker_flags(auth_dir)
+
+
+def test_live_mode_mounts_the_auth_dir_read_only_and_live_read_write(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir, mode="live")
+    assert auth.get_docker_flags(auth_dir) == (
+        f"-v {auth_dir}:/tmp/caw_auth:ro -v {auth_dir}/live:/tmp/caw_auth/live:rw"
+    )
+
+
+def test_a_manifest_naming_another_host_file_is_refused(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir, mode="bind")
+    path = auth_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    data["agents"]["claude"]["files"][0]["host_original"] = ".ssh/id_ed25519"
+    path.write_text(json.dumps(data))
+    with pytest.raises(auth.InvalidManifestError) as info:
+        auth.get_docker_flags(auth_dir)
+    assert info.value.field == "agents.claude.files[0].host_original"
+    assert ".claude/.credentials.json" in str(info.value)

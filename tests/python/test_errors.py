@@ -145,3 +145,39 @@ def test_os_errors_are_builtin_os_errors_with_the_path(home: Path, tmp_path: Pat
         auth.setup(dest_dir=blocker / "auth")
     assert not isinstance(info.value, auth.CawAuthError)
     assert str(blocker) in str(info.value)
+
+
+def test_hints_speak_python_not_the_command_line(home: Path, tmp_path: Path) -> None:
+    foreign = tmp_path / "project"
+    (foreign / "node_modules").mkdir(parents=True)
+    hints = []
+    with pytest.raises(auth.NotAnAuthDirError, match="`node_modules` is not something caw writes") as info:
+        auth.setup(dest_dir=foreign)
+    assert "`dest_dir`" in info.value.hint
+    hints.append(info.value.hint)
+    with pytest.raises(auth.NotAnAuthDirError) as info:
+        auth.teardown(foreign, force=True)
+    assert "`auth_dir`" in info.value.hint
+    hints.append(info.value.hint)
+    with pytest.raises(auth.NoUsableAgentError) as info:
+        auth.setup(source_home=tmp_path, dest_dir=tmp_path / "auth")
+    assert "`source_home`" in info.value.hint
+    hints.append(info.value.hint)
+    spaced = tmp_path / "my auth"
+    auth.setup(dest_dir=spaced)
+    with pytest.raises(auth.UnsafeMountPathError) as info:
+        auth.get_docker_flags(spaced)
+    # Python has no `format` option: the hint does not offer one.
+    assert "format" not in info.value.hint
+    hints.append(info.value.hint)
+    for hint in hints:
+        assert "--" not in hint, hint
+        assert "caw auth setup`" not in hint or "caw.auth.setup()" in hint, hint
+
+
+def test_invalid_option_names_the_keyword(home: Path, auth_dir: Path) -> None:
+    with pytest.raises(auth.InvalidOptionError) as info:
+        auth.setup(dest_dir=auth_dir, mount_point="/tmp/a b")
+    assert str(info.value) == "invalid mount_point `/tmp/a b`: must not contain white space"
+    assert info.value.option == "mount_point"
+    assert info.value.value == "/tmp/a b"

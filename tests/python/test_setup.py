@@ -200,3 +200,55 @@ def test_expired_and_valid_logins_are_both_set_up(env: Path, auth_dir: Path) -> 
     add_codex(env, exp_s=1)
     auth.setup(dest_dir=auth_dir)
     assert list(manifest(auth_dir)["agents"]) == ["claude", "codex"]
+
+
+def test_mode_is_keyword_only_and_recorded(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir, mode="bind")
+    assert manifest(auth_dir)["mode"] == "bind"
+    assert not (auth_dir / "live").exists()
+    auth.setup(dest_dir=auth_dir, mode="live")
+    assert manifest(auth_dir)["mode"] == "live"
+    live = auth_dir / "live/claude/credentials.json"
+    assert live.read_bytes() == (home / ".claude/.credentials.json").read_bytes()
+    assert stat.S_IMODE(live.stat().st_mode) == 0o600
+    assert stat.S_IMODE((auth_dir / "live").stat().st_mode) == 0o700
+    with pytest.raises(TypeError):
+        auth.setup(None, None, auth_dir, None, None, "live")  # type: ignore[misc]
+
+
+def test_default_mode_is_written(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    assert manifest(auth_dir)["mode"] in ("live", "bind")
+
+
+@pytest.mark.parametrize("mode", ["copy", "LIVE", ""])
+def test_unknown_mode_is_a_value_error_naming_mode(home: Path, auth_dir: Path, mode: str) -> None:
+    with pytest.raises(ValueError, match="invalid mode") as info:
+        auth.setup(dest_dir=auth_dir, mode=mode)
+    assert isinstance(info.value, auth.InvalidOptionError)
+    assert info.value.option == "mode"
+    assert not auth_dir.exists()
+
+
+def test_mode_must_be_a_str(home: Path, auth_dir: Path) -> None:
+    with pytest.raises(TypeError, match="mode must be a str"):
+        auth.setup(dest_dir=auth_dir, mode=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("agents", [["bogus"], ["all", "bogus"], ["all,bogus"], "claude,bogus"])
+def test_agents_must_be_known(home: Path, auth_dir: Path, agents: object) -> None:
+    with pytest.raises(ValueError) as info:
+        auth.setup(agents, dest_dir=auth_dir)  # type: ignore[arg-type]
+    assert str(info.value).startswith("Unknown agent `bogus`")
+    assert not auth_dir.exists()
+
+
+@pytest.mark.parametrize("option", ["mount_point", "container_home"])
+@pytest.mark.parametrize("value", ["/tmp/a b", "/tmp/a:b", "/tmp/a,b"])
+def test_container_paths_docker_cannot_carry_are_refused(
+    home: Path, auth_dir: Path, option: str, value: str
+) -> None:
+    with pytest.raises(auth.InvalidOptionError, match=f"invalid {option} ") as info:
+        auth.setup(dest_dir=auth_dir, **{option: value})
+    assert info.value.option == option
+    assert not auth_dir.exists()

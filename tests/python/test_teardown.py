@@ -98,3 +98,27 @@ def test_top_level_alias(home: Path, auth_dir: Path) -> None:
     auth.setup(dest_dir=auth_dir)
     caw.auth_teardown(auth_dir)
     assert not auth_dir.exists()
+
+
+@pytest.mark.parametrize("force", ["false", "False", 0, 1, None, "yes"])
+def test_force_must_be_a_bool(home: Path, auth_dir: Path, force: object) -> None:
+    auth.setup(dest_dir=auth_dir)
+    with pytest.raises(TypeError, match="force must be a bool"):
+        auth.teardown(auth_dir, force=force)  # type: ignore[arg-type]
+    assert (auth_dir / "manifest.json").is_file(), "a refused call removed the auth dir"
+
+
+def test_a_plain_manifest_json_is_not_an_auth_dir(tmp_path: Path) -> None:
+    # A browser extension: `manifest.json` and its files.
+    ext = tmp_path / "extension"
+    ext.mkdir()
+    (ext / "manifest.json").write_text('{"manifest_version": 3, "name": "x", "version": "1"}')
+    (ext / "background.js").write_text("// mine")
+    for force in (False, True):
+        with pytest.raises(auth.NotAnAuthDirError, match="`background.js` is not something caw writes"):
+            auth.teardown(ext, force=force)
+    (ext / "background.js").unlink()
+    with pytest.raises(auth.NotAnAuthDirError, match="`manifest.json` is not a caw manifest") as info:
+        auth.teardown(ext, force=True)
+    assert "dest_dir" not in info.value.hint and "`auth_dir`" in info.value.hint
+    assert (ext / "manifest.json").is_file()

@@ -1,9 +1,16 @@
 //! `caw auth docker-flags`: the `docker run` mounts for an auth dir.
+//!
+//! The auth dir reaches the container read-only in every mode and form; the
+//! only writable mounts are the credential channel: `A/live` in live mode,
+//! each host credential file in bind mode. Host paths come only from the
+//! agent registry (see [`crate::trusted`]), never from the manifest's text.
 
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{Manifest, Strategy};
-use crate::{paths, Error, Result};
+use crate::auth_dir::{self, LIVE_DIR};
+use crate::host_sync::{self, Started};
+use crate::manifest::{AuthMode, Manifest};
+use crate::{trusted, Error, Result};
 
 /// One bind mount: a host path and where it appears in the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,104 +19,285 @@ pub struct Mount {
     pub src: PathBuf,
     /// Absolute container path.
     pub dst: String,
+    /// Whether the container may only read it.
+    pub read_only: bool,
+}
+
+/// The mounts of an auth dir, and what they were computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerMounts {
+    /// The auth dir, absolute.
+    pub auth_dir: PathBuf,
+    /// The manifest's mode.
+    pub mode: AuthMode,
+    /// The auth dir itself (read-only) first, then the credential channel.
+    pub mounts: Vec<Mount>,
 }
 
 /// How to print mounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FlagFormat {
-    /// `-v SRC:DST:rw …` on one line (for `$(…)`).
+    /// `-v SRC:DST:ro …` on one line, for `$(…)`.
     #[default]
     V,
     /// A JSON array of argument strings.
     Json,
-    /// `--mount type=bind,src=…,dst=… …` on one line.
+    /// `--mount type=bind,src=…,dst=…[,readonly] …` on one line.
     Mount,
 }
 
-/// The mounts for `auth_dir`: the auth dir itself, then each bind file in manifest order.
+impl FlagFormat {
+    /// `"v"`, `"json"` or `"mount"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FlagFormat::V => "v",
+            FlagFormat::Json => "json",
+            FlagFormat::Mount => "mount",
+        }
+    }
+
+    /// What a path may not contain in this form, in words.
+    pub fn refused(self) -> &'static str {
+        match self {
+            FlagFormat::V => "white space or `:`",
+            FlagFormat::Json => "`:`",
+            FlagFormat::Mount => "white space, `,` or `\"`",
+        }
+    }
+
+    /// Whether `path` survives this form.
+    pub fn accepts(self, path: &Path) -> bool {
+        path.to_str().is_some_and(|text| self.check(text).is_none())
+    }
+
+    /// Why `text` cannot survive this form, if it cannot: `$(…)` splits the
+    /// `v` and `mount` lines on white space, `-v` splits on `:`, and
+    /// `--mount` is a CSV list (`,` and `"`).
+    fn check(self, text: &str) -> Option<String> {
+        let white = text.chars().any(char::is_whitespace);
+        let bad = match self {
+            FlagFormat::V if white => return Some("it contains white space".into()),
+            FlagFormat::Mount if white => return Some("it contains white space".into()),
+            FlagFormat::V | FlagFormat::Json => text.chars().find(|c| *c == ':'),
+            FlagFormat::Mount => text.chars().find(|c| matches!(c, ',' | '"')),
+        };
+        bad.map(|c| format!("it contains `{c}`"))
+    }
+}
+
+/// The mounts for `auth_dir` (default: see [`auth_dir::resolve`]).
 ///
-/// Refuses a bind source missing on the host (docker would create a
-/// root-owned directory there) and any path with white space or `:`, which
-/// cannot survive `$(…)` word splitting or `-v` parsing.
-pub fn docker_mounts(auth_dir: Option<&Path>) -> Result<Vec<Mount>> {
-    let auth_dir = paths::absolute(&paths::resolve_auth_dir(auth_dir)?)?;
+/// Live mode: the auth dir read-only and `A/live` read-write. Bind mode: the
+/// auth dir read-only, then each credential's host file read-write over its
+/// snapshot, in manifest order. Refuses a manifest naming a path the registry
+/// does not, a missing `A/live`, and a host credential missing on the host
+/// (docker would create a root-owned directory there).
+pub fn docker_mounts(auth_dir: Option<&Path>) -> Result<DockerMounts> {
+    let auth_dir = auth_dir::resolve(auth_dir)?;
     let manifest = Manifest::load(&auth_dir)?;
+    let credentials = trusted::credentials(&manifest, &auth_dir)?;
     let mut mounts = vec![Mount {
         src: auth_dir.clone(),
         dst: manifest.mount_point.clone(),
+        read_only: true,
     }];
-    for (agent, file) in manifest.files() {
-        if file.strategy != Strategy::Bind {
-            continue;
+    match manifest.mode {
+        AuthMode::Live => {
+            let live = auth_dir.join(LIVE_DIR);
+            if !std::fs::symlink_metadata(&live).is_ok_and(|m| m.is_dir()) {
+                return Err(Error::MissingLiveDir { path: live });
+            }
+            mounts.push(Mount {
+                src: live,
+                dst: format!("{}/{LIVE_DIR}", manifest.mount_point),
+                read_only: false,
+            });
         }
-        let src = manifest.host_home.join(&file.host_original);
-        match std::fs::metadata(&src) {
-            Ok(m) if m.is_file() => {}
-            _ => {
-                return Err(Error::MissingBindSource {
-                    agent: agent.to_string(),
-                    path: src,
-                })
+        AuthMode::Bind => {
+            for credential in credentials {
+                if !std::fs::metadata(&credential.host).is_ok_and(|m| m.is_file()) {
+                    return Err(Error::MissingBindSource {
+                        agent: credential.agent.name.to_string(),
+                        path: credential.host,
+                    });
+                }
+                mounts.push(Mount {
+                    src: credential.host,
+                    dst: format!("{}/{}", manifest.mount_point, credential.src),
+                    read_only: false,
+                });
             }
         }
-        mounts.push(Mount {
-            src,
-            dst: format!("{}/{}", manifest.mount_point, file.src),
-        });
     }
-    for m in &mounts {
-        check_mount_path(&m.src)?;
-        check_mount_path(Path::new(&m.dst))?;
+    Ok(DockerMounts {
+        auth_dir,
+        mode: manifest.mode,
+        mounts,
+    })
+}
+
+/// Make sure the host sync runs for a live-mode auth dir, before its flags
+/// are handed to `docker run`: when none runs, `program auth sync` is
+/// started in the background (see [`host_sync::ensure_running`]).
+///
+/// Nothing to do (`Ok(None)`) in bind mode or with `CAW_NO_SYNC=1`.
+pub fn ensure_host_sync(mounts: &DockerMounts, program: &Path) -> Result<Option<Started>> {
+    let opted_out = std::env::var_os(host_sync::NO_SYNC_ENV).is_some_and(|v| v == "1");
+    if mounts.mode != AuthMode::Live || opted_out {
+        return Ok(None);
     }
-    Ok(mounts)
+    Ok(Some(host_sync::ensure_running(&mounts.auth_dir, program)?))
 }
 
 /// Mounts printed in `format`, as one line without a trailing newline.
-pub fn format_mounts(mounts: &[Mount], format: FlagFormat) -> String {
-    match format {
-        FlagFormat::V => mounts
+///
+/// Refuses ([`Error::UnsafeMountPath`]) a path that cannot survive the form,
+/// and a path that is not UTF-8 (it could not be printed as it is).
+pub fn format_mounts(mounts: &[Mount], format: FlagFormat) -> Result<String> {
+    let mut parts = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        let src = mount_text(&m.src, format)?;
+        let dst = mount_text(Path::new(&m.dst), format)?;
+        parts.push(match (format, m.read_only) {
+            (FlagFormat::V | FlagFormat::Json, true) => format!("{src}:{dst}:ro"),
+            (FlagFormat::V | FlagFormat::Json, false) => format!("{src}:{dst}:rw"),
+            (FlagFormat::Mount, true) => format!("type=bind,src={src},dst={dst},readonly"),
+            (FlagFormat::Mount, false) => format!("type=bind,src={src},dst={dst}"),
+        });
+    }
+    Ok(match format {
+        FlagFormat::V => parts
             .iter()
-            .map(|m| format!("-v {}:{}:rw", m.src.display(), m.dst))
+            .map(|p| format!("-v {p}"))
             .collect::<Vec<_>>()
             .join(" "),
-        FlagFormat::Mount => mounts
+        FlagFormat::Mount => parts
             .iter()
-            .map(|m| format!("--mount type=bind,src={},dst={}", m.src.display(), m.dst))
+            .map(|p| format!("--mount {p}"))
             .collect::<Vec<_>>()
             .join(" "),
         FlagFormat::Json => {
-            let args: Vec<String> = mounts
-                .iter()
-                .flat_map(|m| {
-                    [
-                        "-v".to_string(),
-                        format!("{}:{}:rw", m.src.display(), m.dst),
-                    ]
-                })
-                .collect();
+            let args: Vec<&str> = parts.iter().flat_map(|p| ["-v", p.as_str()]).collect();
             serde_json::to_string(&args).expect("strings serialise")
         }
+    })
+}
+
+/// The documented one-line `-v` form; makes sure the host sync runs, with
+/// the auth dir's own `bin/caw` (a static build runs on the host as well).
+///
+/// Not being able to start the sync is a warning: containers still share
+/// their logins through the live directory, only the host's do not reach it.
+pub fn get_docker_flags(auth_dir: Option<&Path>) -> Result<String> {
+    let mounts = docker_mounts(auth_dir)?;
+    let line = format_mounts(&mounts.mounts, FlagFormat::V)?;
+    let program = mounts.auth_dir.join(crate::bundle::BUNDLED_BINARY);
+    if let Err(e) = ensure_host_sync(&mounts, &program) {
+        log::warn!(
+            "cannot start the host sync ({e}): host refreshes will not reach containers \
+             until `caw auth sync` runs"
+        );
+    }
+    Ok(line)
+}
+
+fn mount_text(path: &Path, format: FlagFormat) -> Result<&str> {
+    let unsafe_path = |reason: String| Error::UnsafeMountPath {
+        path: path.to_path_buf(),
+        format,
+        reason,
+    };
+    let text = path
+        .to_str()
+        .ok_or_else(|| unsafe_path("it is not valid UTF-8".into()))?;
+    match format.check(text) {
+        Some(reason) => Err(unsafe_path(reason)),
+        None => Ok(text),
     }
 }
 
-/// The documented one-line `-v` form.
-pub fn get_docker_flags(auth_dir: Option<&Path>) -> Result<String> {
-    Ok(format_mounts(&docker_mounts(auth_dir)?, FlagFormat::V))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn check_mount_path(path: &Path) -> Result<()> {
-    let text = path.to_string_lossy();
-    let reason = if text.chars().any(char::is_whitespace) {
-        "it contains white space"
-    } else if text.contains(':') {
-        "it contains `:`"
-    } else if text.contains(',') {
-        "it contains `,`"
-    } else {
-        return Ok(());
-    };
-    Err(Error::UnsafeMountPath {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    })
+    fn mounts(src: &str) -> Vec<Mount> {
+        vec![
+            Mount {
+                src: src.into(),
+                dst: "/tmp/caw_auth".into(),
+                read_only: true,
+            },
+            Mount {
+                src: format!("{src}/live").into(),
+                dst: "/tmp/caw_auth/live".into(),
+                read_only: false,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_auth_dir_is_read_only_in_every_form() {
+        let m = mounts("/h/.caw/auth");
+        assert_eq!(
+            format_mounts(&m, FlagFormat::V).unwrap(),
+            "-v /h/.caw/auth:/tmp/caw_auth:ro -v /h/.caw/auth/live:/tmp/caw_auth/live:rw"
+        );
+        assert_eq!(
+            format_mounts(&m, FlagFormat::Json).unwrap(),
+            r#"["-v","/h/.caw/auth:/tmp/caw_auth:ro","-v","/h/.caw/auth/live:/tmp/caw_auth/live:rw"]"#
+        );
+        assert_eq!(
+            format_mounts(&m, FlagFormat::Mount).unwrap(),
+            "--mount type=bind,src=/h/.caw/auth,dst=/tmp/caw_auth,readonly \
+             --mount type=bind,src=/h/.caw/auth/live,dst=/tmp/caw_auth/live"
+        );
+    }
+
+    #[test]
+    fn each_form_refuses_what_it_cannot_carry() {
+        let cases = [
+            ("/a b", [false, true, false]),
+            ("/a\tb", [false, true, false]),
+            ("/a:b", [false, false, true]),
+            ("/a,b", [true, true, false]),
+            ("/a\"b", [true, true, false]),
+            ("/a=b", [true, true, true]),
+        ];
+        for (path, ok) in cases {
+            for (format, ok) in [FlagFormat::V, FlagFormat::Json, FlagFormat::Mount]
+                .into_iter()
+                .zip(ok)
+            {
+                let out = format_mounts(&mounts(path), format);
+                assert_eq!(out.is_ok(), ok, "{path:?} in {format:?}: {out:?}");
+            }
+        }
+        let err = format_mounts(&mounts("/a b"), FlagFormat::V).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "path `/a b` cannot be used in a docker mount flag (v): it contains white space"
+        );
+    }
+
+    #[test]
+    fn json_keeps_white_space_intact() {
+        let out = format_mounts(&mounts("/home/a b/auth"), FlagFormat::Json).unwrap();
+        let args: Vec<String> = serde_json::from_str(&out).unwrap();
+        assert_eq!(args[1], "/home/a b/auth:/tmp/caw_auth:ro");
+    }
+
+    #[test]
+    fn a_non_utf8_path_is_refused() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let src = PathBuf::from(std::ffi::OsStr::from_bytes(b"/a\xffb"));
+        let m = vec![Mount {
+            src,
+            dst: "/m".into(),
+            read_only: true,
+        }];
+        for format in [FlagFormat::V, FlagFormat::Json, FlagFormat::Mount] {
+            let err = format_mounts(&m, format).unwrap_err().to_string();
+            assert!(err.contains("not valid UTF-8"), "{err}");
+        }
+    }
 }

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::docker_flags::FlagFormat;
+use crate::hint::{hint, Hint, HintPart, OptionName, Spelling, Step};
+
 /// A failed caw operation.
 ///
 /// Every variant names the file or option involved. None of them carries the
@@ -40,14 +43,28 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// `manifest.json` exists but does not satisfy the v1 schema.
-    #[error("invalid manifest `{}`: field `{field}` {reason}", path.display())]
+    /// `manifest.json` exists but is not a v1 manifest (or not a regular
+    /// file); the directory is then not a caw auth dir either.
+    #[error("invalid manifest `{}`: {}", path.display(), field_reason(field, reason))]
     InvalidManifest {
         /// The manifest file.
         path: PathBuf,
-        /// A JSON path to the offending field, e.g. `agents.claude.files[0].src`.
+        /// A JSON path to the offending field, e.g. `agents.claude.files[0].src`;
+        /// [`crate::manifest::ROOT`] for the file as a whole.
         field: String,
         /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A valid manifest names a host or auth-dir path that is not the agent
+    /// registry's (see [`crate::trusted`]); nothing is mounted or read from it.
+    #[error("invalid manifest `{}`: {}", path.display(), field_reason(field, reason))]
+    UntrustedManifestEntry {
+        /// The manifest file.
+        path: PathBuf,
+        /// The entry, e.g. `agents.claude.files[0].host_original`.
+        field: String,
+        /// What it should be.
         reason: String,
     },
 
@@ -92,11 +109,21 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// A path that cannot be passed to `docker run -v` safely.
-    #[error("path `{}` cannot be used in a docker mount flag: {reason}", path.display())]
+    /// A live-mode auth dir without its `live/` directory (docker would
+    /// create a root-owned one).
+    #[error("the live directory `{}` is missing", path.display())]
+    MissingLiveDir {
+        /// Where it should be.
+        path: PathBuf,
+    },
+
+    /// A path that cannot survive the chosen form of the docker flags.
+    #[error("path `{}` cannot be used in a docker mount flag ({}): {reason}", path.display(), format.name())]
     UnsafeMountPath {
         /// The offending path.
         path: PathBuf,
+        /// The output form it was refused for.
+        format: FlagFormat,
         /// What it contains.
         reason: String,
     },
@@ -111,8 +138,8 @@ pub enum Error {
     /// An option value that is out of range (e.g. a relative container home).
     #[error("invalid {option} `{value}`: {reason}")]
     InvalidOption {
-        /// The option, as the CLI spells it.
-        option: &'static str,
+        /// The option; front ends spell it their way ([`Error::message`]).
+        option: OptionName,
         /// The value given.
         value: String,
         /// Why it is rejected.
@@ -121,50 +148,108 @@ pub enum Error {
 }
 
 impl Error {
-    /// A one-line suggestion for the user, where there is an obvious next step.
-    pub fn hint(&self) -> Option<String> {
+    /// The message in a front end's words: like `Display`, but options are
+    /// named as `spelling` names them (`--mount-point`, `mount_point`).
+    pub fn message(&self, spelling: &dyn Spelling) -> String {
         match self {
-            Error::NoManifest { .. } => Some("run `caw auth setup` first".into()),
-            Error::NoUsableAgent { .. } => Some(
-                "log in to the agent on this machine first, or pass `--source-home` \
-                 to read another home"
-                    .into(),
-            ),
-            Error::InvalidManifest { .. } => {
-                Some("run `caw auth setup` again to rewrite the auth dir".into())
+            Error::InvalidOption {
+                option,
+                value,
+                reason,
+            } => {
+                let name = spelling
+                    .option(*option)
+                    .unwrap_or_else(|| option.words().to_string());
+                format!("invalid {name} `{value}`: {reason}")
             }
-            Error::InvalidInput { .. } => Some(
-                "fix or remove the file (caw never edits it), then run `caw auth setup` again"
-                    .into(),
-            ),
-            Error::NotAnAuthDir { .. } => Some(
-                "pass `--auth-dir` (or set `CAW_AUTH_DIR`) to a new or empty directory".into(),
-            ),
-            Error::WouldOrphanSymlinks { .. } => Some(
-                "either replace each link with a copy of its target \
-                 (`cp --remove-destination \"$(readlink -f LINK)\" LINK`) and run teardown again, \
-                 or pass `--force` to remove the auth dir anyway and log in again afterwards"
-                    .into(),
-            ),
-            Error::MissingBindSource { .. } => Some(
-                "log in to the agent on this machine (or drop it with `caw auth setup --agents …`) \
-                 and run `caw auth setup` again; docker would otherwise create a root-owned \
-                 directory at that path"
-                    .into(),
-            ),
-            Error::UnsafeMountPath { .. } => Some(
-                "use an auth dir and home without white space or `:` (see `--auth-dir`), \
-                 or `--format json` and pass each argument yourself"
-                    .into(),
-            ),
-            Error::UnknownAgent { .. } => Some("use `all` or one of the known agents".into()),
-            Error::NotLiveMode { .. } => Some(
-                "containers of a bind-mode auth dir mount the host files themselves and need no \
-                 sync; run `caw auth setup` again for the live mode (the default)"
-                    .into(),
-            ),
-            _ => None,
+            _ => self.to_string(),
         }
+    }
+
+    /// A one-line suggestion for the user, where there is an obvious next
+    /// step; render it with [`Hint::render`].
+    pub fn hint(&self) -> Option<Hint> {
+        Some(match self {
+            Error::NoManifest { .. } => hint![Step::Setup, " first"],
+            Error::NoUsableAgent { .. } => hint![
+                "log in to the agent on this machine first, or pass ",
+                OptionName::SourceHome,
+                " to read another home"
+            ],
+            Error::InvalidManifest { .. } => hint![
+                "if caw wrote this auth dir, remove it and ",
+                Step::Setup,
+                " again; otherwise pass ",
+                OptionName::AuthDir,
+                " to use another"
+            ],
+            Error::UntrustedManifestEntry { .. } => {
+                hint![Step::Setup, " again to rewrite the auth dir"]
+            }
+            Error::InvalidInput { .. } => hint![
+                "fix or remove the file (caw never edits it), then ",
+                Step::Setup,
+                " again"
+            ],
+            Error::NotAnAuthDir { .. } => hint![
+                "pass ",
+                OptionName::AuthDir,
+                " (or set `CAW_AUTH_DIR`) to a new or empty directory; \
+                 caw never replaces or removes a directory it did not write"
+            ],
+            Error::WouldOrphanSymlinks { .. } => hint![
+                "either replace each link with a copy of its target \
+                 (`cp --remove-destination \"$(readlink -f LINK)\" LINK`) and ",
+                Step::Teardown,
+                " again, or pass ",
+                HintPart::OptionValue(OptionName::Force, ""),
+                " to remove the auth dir anyway and log in again afterwards"
+            ],
+            Error::MissingBindSource { .. } => hint![
+                "log in to the agent on this machine (or leave it out with ",
+                OptionName::Agents,
+                ") and ",
+                Step::Setup,
+                " again; docker would otherwise create a root-owned directory at that path"
+            ],
+            Error::MissingLiveDir { .. } => hint![Step::Setup, " again to write it"],
+            Error::UnsafeMountPath { format, path, .. } => unsafe_mount_hint(*format, path),
+            Error::UnknownAgent { .. } => hint!["use `all` or one of the known agents"],
+            Error::NotLiveMode { .. } => hint![
+                "containers of a bind-mode auth dir mount the host files themselves and need \
+                 no sync; ",
+                Step::Setup,
+                " again for the live mode (the default)"
+            ],
+            _ => return None,
+        })
+    }
+}
+
+/// Avoid the characters; where the JSON form could carry the path, say so.
+fn unsafe_mount_hint(format: FlagFormat, path: &std::path::Path) -> Hint {
+    let mut h = hint![
+        "use an auth dir (",
+        OptionName::AuthDir,
+        "), host home and mount point without ",
+        format.refused().to_string()
+    ];
+    if format != FlagFormat::Json && FlagFormat::Json.accepts(path) {
+        h.0.push(HintPart::IfAvailable(vec![
+            ", or ".into(),
+            HintPart::OptionValue(OptionName::Format, "json"),
+            " and pass each argument yourself".into(),
+        ]));
+    }
+    h
+}
+
+/// "field `version` must be 1", or the reason alone for the whole file.
+pub(crate) fn field_reason(field: &str, reason: &str) -> String {
+    if field == crate::manifest::ROOT {
+        reason.to_string()
+    } else {
+        format!("field `{field}` {reason}")
     }
 }
 

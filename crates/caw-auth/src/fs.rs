@@ -68,37 +68,6 @@ fn write_atomic_impl(
     Ok(())
 }
 
-/// Read `path` if it is a regular file (never through a final symlink, never
-/// blocking on a FIFO), at most `cap` bytes; a larger file is an error.
-pub fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| with_path(e, path))?;
-    if !file.metadata().map_err(|e| with_path(e, path))?.is_file() {
-        return Err(with_path(
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
-            path,
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| with_path(e, path))?;
-    if bytes.len() as u64 > cap {
-        return Err(with_path(
-            std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                format!("larger than {cap} bytes"),
-            ),
-            path,
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Create a new file (it must not exist) with `bytes` and exactly `mode`.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
@@ -175,6 +144,102 @@ pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// Why a file that must be a small regular file was not read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// It could not be opened or read (missing, no permission, …); the
+    /// message names the path.
+    Io(std::io::Error),
+    /// It is not a regular file: `"a directory"`, `"a FIFO"`, `"a symlink"`, ….
+    NotRegular(&'static str),
+    /// It is larger than the cap (in bytes).
+    TooLarge(u64),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::NotRegular(kind) => write!(f, "it is {kind}, not a regular file"),
+            ReadError::TooLarge(cap) => write!(f, "it is larger than {cap} bytes"),
+        }
+    }
+}
+
+/// Read `path` when it is a regular file of at most `cap` bytes.
+///
+/// Never blocks and never follows a symlink: the file is opened with
+/// `O_NONBLOCK | O_NOFOLLOW` and checked with `fstat` before a byte is
+/// read, so a FIFO, a device or a link in its place is refused at once.
+pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    open_and_read(path, cap, libc::O_NONBLOCK | libc::O_NOFOLLOW)
+}
+
+/// [`read_regular`], but a symlink is followed: for the user's own files,
+/// such as a host credential a dotfile manager links into place.
+pub fn read_regular_following(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    open_and_read(path, cap, libc::O_NONBLOCK)
+}
+
+fn open_and_read(path: &Path, cap: u64, flags: i32) -> Result<Vec<u8>, ReadError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path);
+    match file {
+        Ok(file) => read_regular_file(file, cap).map_err(|e| match e {
+            ReadError::Io(e) => ReadError::Io(with_path(e, path)),
+            other => other,
+        }),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(ReadError::NotRegular("a symlink")),
+        Err(e) => Err(ReadError::Io(with_path(e, path))),
+    }
+}
+
+/// Read an open file when it is a regular file of at most `cap` bytes.
+pub fn read_regular_file(mut file: std::fs::File, cap: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read as _;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular(kind_of(meta.file_type())));
+    }
+    if meta.len() > cap {
+        return Err(ReadError::TooLarge(cap));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&mut file)
+        .take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > cap {
+        // It grew while we read it.
+        return Err(ReadError::TooLarge(cap));
+    }
+    Ok(bytes)
+}
+
+/// What a file type is, for messages: "a directory", "a FIFO", ….
+pub fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if file_type.is_file() {
+        "a regular file"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symlink"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// Attach the path to an error from a std call, the way `fs-err` does.
 pub fn with_path(err: std::io::Error, path: &Path) -> std::io::Error {
     std::io::Error::new(err.kind(), format!("{err} (path: `{}`)", path.display()))
@@ -228,14 +293,90 @@ mod tests {
     }
 
     #[test]
+    fn read_regular_refuses_fifos_links_and_big_files_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Nobody writes the FIFO: a plain open would block here for ever.
+        assert!(matches!(
+            read_regular(&fifo, 10),
+            Err(ReadError::NotRegular("a FIFO"))
+        ));
+        let file = dir.path().join("f");
+        std::fs::write(&file, "12345").unwrap();
+        assert_eq!(read_regular(&file, 5).unwrap(), b"12345");
+        assert!(matches!(
+            read_regular(&file, 4),
+            Err(ReadError::TooLarge(4))
+        ));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(matches!(
+            read_regular(&link, 10),
+            Err(ReadError::NotRegular("a symlink"))
+        ));
+        assert_eq!(read_regular_following(&link, 10).unwrap(), b"12345");
+        let fifo_link = dir.path().join("fifo-link");
+        std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+        assert!(matches!(
+            read_regular_following(&fifo_link, 10),
+            Err(ReadError::NotRegular("a FIFO"))
+        ));
+        assert!(matches!(
+            read_regular(dir.path(), 10),
+            Err(ReadError::NotRegular("a directory"))
+        ));
+        match read_regular(&dir.path().join("missing"), 10) {
+            Err(ReadError::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+                assert!(e.to_string().contains("missing"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn exchange_swaps_directories() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::create_dir(&a).unwrap();
         std::fs::create_dir(&b).unwrap();
         std::fs::write(a.join("x"), "").unwrap();
-        if exchange(&a, &b).unwrap() {
-            assert!(b.join("x").exists() && !a.join("x").exists());
+        let (ino_a, ino_b) = (inode(&a), inode(&b));
+        let swapped = exchange(&a, &b).unwrap();
+        if cfg!(target_os = "linux") {
+            // ext4, tmpfs, btrfs and xfs all support RENAME_EXCHANGE; a
+            // `false` here means setup silently takes its two-rename path.
+            assert!(
+                swapped,
+                "RENAME_EXCHANGE is not supported in `{}`",
+                dir.path().display()
+            );
         }
+        if swapped {
+            assert!(b.join("x").exists() && !a.join("x").exists());
+            assert_eq!((inode(&a), inode(&b)), (ino_b, ino_a));
+        } else {
+            assert_eq!((inode(&a), inode(&b)), (ino_a, ino_b), "nothing moved");
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn exchange_of_a_missing_path_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&b).unwrap();
+        let err = exchange(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(err.to_string().contains(&a.display().to_string()), "{err}");
+    }
+
+    fn inode(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
     }
 }

@@ -120,6 +120,47 @@ pub fn write_state(auth_dir: &Path, state: &SyncState) -> io::Result<()> {
     crate::fs::write_atomic_unsynced(&auth_dir.join(STATE_FILE), &text, 0o644, None)
 }
 
+/// Stop the sync of `auth_dir`, if one runs: SIGTERM to the pid it
+/// recorded (only when that process is `caw auth sync` for this auth dir),
+/// then wait for its lock to be released. Returns the pid stopped.
+///
+/// The lock file is removed once free, so a stopped auth dir leaves nothing
+/// beside it.
+pub fn stop(auth_dir: &Path) -> io::Result<Option<u32>> {
+    let pid = match status(auth_dir) {
+        SyncStatus::Stopped => None,
+        SyncStatus::Running(state) => state
+            .map(|s| s.pid)
+            .filter(|&pid| is_sync_of(pid, auth_dir)),
+    };
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + START_TIMEOUT;
+        while matches!(status(auth_dir), SyncStatus::Running(_)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // Removed only while we hold it: a sync that still runs keeps its file.
+    if let Some(lock) = SyncLock::acquire(auth_dir)? {
+        let _ = std::fs::remove_file(lock_path(auth_dir));
+        drop(lock);
+    }
+    Ok(pid)
+}
+
+/// Whether `pid` is `caw auth sync` for `auth_dir` (its command line says so).
+fn is_sync_of(pid: u32, auth_dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let dir = auth_dir.as_os_str().as_encoded_bytes();
+    args.windows(2).any(|w| w == [&b"auth"[..], &b"sync"[..]]) && args.contains(&dir)
+}
+
 /// How a sync came to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
@@ -187,20 +228,6 @@ pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-/// What `docker-flags` does about the sync of `auth_dir`: nothing in bind
-/// mode or with `CAW_NO_SYNC=1` (`None`), else [`ensure_running`] with
-/// `program` (a caw executable that runs on this host).
-pub fn ensure_for(auth_dir: &Path, program: &Path) -> crate::Result<Option<Started>> {
-    if std::env::var_os(NO_SYNC_ENV).is_some_and(|v| v == "1") {
-        return Ok(None);
-    }
-    let manifest = crate::Manifest::load(auth_dir)?;
-    if manifest.mode != crate::manifest::AuthMode::Live {
-        return Ok(None);
-    }
-    Ok(Some(ensure_running(auth_dir, program)?))
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! On the host, [`setup()`] snapshots each agent's credential and cleaned
 //! configs into an *auth dir* with a [`Manifest`]; [`get_docker_flags`] prints
-//! the `docker run` mounts that bind each host credential file into the
-//! container; [`get_status`] reports what is managed and when tokens expire;
+//! the `docker run` mounts: the auth dir read-only, plus the credential
+//! channel (the live directory, or each host credential file in bind mode);
+//! [`get_status`] reports what is managed and when tokens expire;
 //! [`teardown()`] removes the auth dir. Host files are only ever read.
 //!
 //! ```no_run
@@ -19,22 +20,31 @@
 //! ```
 
 pub mod agents;
+pub mod auth_dir;
 pub mod bundle;
 pub mod credential;
 mod docker_flags;
 mod error;
 pub mod expiry;
 pub mod fs;
+pub mod fs_at;
+pub mod hint;
 pub mod host_sync;
+mod live;
 pub mod manifest;
 pub mod paths;
 mod setup;
 mod status;
 mod teardown;
+pub mod trusted;
 
-pub use docker_flags::{docker_mounts, format_mounts, get_docker_flags, FlagFormat, Mount};
+pub use docker_flags::{
+    docker_mounts, ensure_host_sync, format_mounts, get_docker_flags, DockerMounts, FlagFormat,
+    Mount,
+};
 pub use error::{Error, Result};
-pub use manifest::{FileType, Manifest, ManifestFile, Mode, Strategy};
+pub use hint::{Hint, OptionName, Spelling, Step};
+pub use manifest::{AuthMode, FileType, Manifest, ManifestFile, Mode, Strategy};
 pub use paths::default_auth_dir;
 pub use setup::{setup, SetupOptions, SetupReport};
 pub use status::{get_status, get_status_at, AuthFileStatus, Source};

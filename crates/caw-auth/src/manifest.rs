@@ -10,7 +10,11 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::fs::ReadError;
 use crate::{Error, Result};
+
+/// The `field` of an [`Error::InvalidManifest`] about the file as a whole.
+pub const ROOT: &str = "(root)";
 
 /// The file name of the manifest inside an auth dir.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -20,23 +24,48 @@ pub const DEFAULT_MOUNT_POINT: &str = "/tmp/caw_auth";
 pub const DEFAULT_CONTAINER_HOME: &str = "/home/playground";
 /// Default agent user in the container (`U`).
 pub const DEFAULT_CONTAINER_USER: &str = "playground";
+/// The largest `manifest.json` caw reads (a real one is a few KiB).
+pub const MANIFEST_MAX_BYTES: u64 = 1 << 20;
 
-/// How the credentials reach containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How credentials reach containers, recorded in the manifest as `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuthMode {
-    /// Through `A/live`, kept equal with the host files by `caw auth sync`.
-    #[default]
+    /// `A/live/` holds the current credentials; containers mount it
+    /// read-write beside the read-only auth dir, and a host sync keeps it
+    /// equal to the host files.
     Live,
-    /// Each host credential file bind-mounted over its snapshot (caw 0.1.x's layout).
+    /// Each host credential file is bind-mounted over its snapshot (the
+    /// layout of caw 0.1.x, whose manifests have no `mode`).
     Bind,
 }
 
+/// The mode `setup` writes when none is asked for.
+pub const DEFAULT_MODE: AuthMode = AuthMode::Live;
+
 impl AuthMode {
-    /// The manifest's spelling.
+    /// `"live"` or `"bind"`, as in the manifest and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMode::Live => "live",
             AuthMode::Bind => "bind",
+        }
+    }
+}
+
+impl fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "live" => Ok(AuthMode::Live),
+            "bind" => Ok(AuthMode::Bind),
+            _ => Err("must be `live` or `bind`".into()),
         }
     }
 }
@@ -136,7 +165,7 @@ pub struct AgentEntry {
 /// A validated v1 manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
-    /// How credentials reach containers (absent in 0.1.x manifests: `bind`).
+    /// How credentials reach containers (absent in the file: `Bind`).
     pub mode: AuthMode,
     /// When `setup` wrote it (ISO-8601, UTC).
     pub created_at: String,
@@ -184,14 +213,23 @@ impl Manifest {
     }
 
     /// Load and validate `<auth_dir>/manifest.json`.
+    ///
+    /// Never blocks: a FIFO, device, symlink or directory in its place, or a
+    /// file over [`MANIFEST_MAX_BYTES`], is an [`Error::InvalidManifest`].
     pub fn load(auth_dir: &Path) -> Result<Manifest> {
         let path = auth_dir.join(MANIFEST_FILE);
-        let bytes = match fs_err::read(&path) {
+        let bad = |reason: String| Error::InvalidManifest {
+            path: path.clone(),
+            field: ROOT.into(),
+            reason,
+        };
+        let bytes = match crate::fs::read_regular(&path, MANIFEST_MAX_BYTES) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NoManifest { path })
             }
-            Err(e) => return Err(e.into()),
+            Err(ReadError::Io(e)) => return Err(e.into()),
+            Err(e) => return Err(bad(e.to_string())),
         };
         Self::parse(&bytes, &path)
     }
@@ -204,10 +242,10 @@ impl Manifest {
             reason: reason.to_string(),
         };
         let root: Value = serde_json::from_slice(bytes)
-            .map_err(|e| bad("(root)", &format!("is not valid JSON ({e})")))?;
+            .map_err(|e| bad(ROOT, &format!("it is not valid JSON ({e})")))?;
         let root = root
             .as_object()
-            .ok_or_else(|| bad("(root)", "is not a JSON object"))?;
+            .ok_or_else(|| bad(ROOT, "it is not a JSON object"))?;
 
         match root.get("version") {
             Some(v) if v.as_u64() == Some(1) => {}
@@ -225,9 +263,8 @@ impl Manifest {
         };
         let mode = match root.get("mode") {
             None => AuthMode::Bind,
-            Some(Value::String(s)) if s == "live" => AuthMode::Live,
-            Some(Value::String(s)) if s == "bind" => AuthMode::Bind,
-            Some(_) => return Err(bad("mode", "must be `live` or `bind`")),
+            Some(Value::String(m)) => m.parse().map_err(|reason: String| bad("mode", &reason))?,
+            Some(_) => return Err(bad("mode", "must be a string")),
         };
         let created_at = string("created_at", Some(""))?;
         let host_home = string("host_home", None)?;
@@ -468,8 +505,75 @@ mod tests {
         assert!(err(&good.replace("\"version\":1", "\"version\":2")).contains("`version`"));
         assert!(err(&good.replace("\"/home/p\"", "\"home\"")).contains("`container_home`"));
         assert!(err(&good.replace("\"/h\"", "5")).contains("`host_home`"));
-        assert!(err("[]").contains("`(root)`"));
-        assert!(err("{not json").contains("not valid JSON"));
+        assert!(err("[]").ends_with("/a/manifest.json`: it is not a JSON object"));
+        assert!(err("{not json").contains("it is not valid JSON"));
+    }
+
+    #[test]
+    fn mode_is_read_written_and_absent_means_bind() {
+        let text = manifest_with_file(GOOD);
+        let m = Manifest::parse(text.as_bytes(), Path::new("m")).unwrap();
+        assert_eq!(m.mode, AuthMode::Bind, "a 0.1.x manifest has no mode");
+        for mode in [AuthMode::Live, AuthMode::Bind] {
+            let json = Manifest { mode, ..m.clone() }.to_json();
+            let v: Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(v["mode"], mode.as_str());
+            assert_eq!(
+                Manifest::parse(json.as_bytes(), Path::new("m"))
+                    .unwrap()
+                    .mode,
+                mode
+            );
+        }
+        let live = text.replace("\"version\":1", "\"version\":1,\"mode\":\"live\"");
+        assert_eq!(
+            Manifest::parse(live.as_bytes(), Path::new("m"))
+                .unwrap()
+                .mode,
+            AuthMode::Live
+        );
+        for (bad, reason) in [
+            ("\"copy\"", "must be `live` or `bind`"),
+            ("1", "must be a string"),
+        ] {
+            let text = text.replace("\"version\":1", &format!("\"version\":1,\"mode\":{bad}"));
+            assert!(
+                err(&text).contains(&format!("field `mode` {reason}")),
+                "{}",
+                err(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn load_refuses_a_fifo_a_link_and_a_huge_file_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let msg = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            msg.ends_with("manifest.json`: it is a FIFO, not a regular file"),
+            "{msg}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, vec![b' '; MANIFEST_MAX_BYTES as usize + 1]).unwrap();
+        let msg = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains("larger than 1048576 bytes"), "{msg}");
+        std::fs::remove_file(&path).unwrap();
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, manifest_with_file(GOOD)).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let msg = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains("it is a symlink"), "{msg}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            Manifest::load(dir.path()),
+            Err(Error::NoManifest { .. })
+        ));
     }
 
     #[test]

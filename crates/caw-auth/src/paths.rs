@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::hint::OptionName;
 use crate::{Error, Result};
 
 /// The environment variable that overrides the default auth dir.
@@ -12,7 +13,7 @@ pub fn home_dir() -> Result<PathBuf> {
     match std::env::var_os("HOME") {
         Some(h) if !h.is_empty() => Ok(PathBuf::from(h)),
         _ => Err(Error::InvalidOption {
-            option: "HOME",
+            option: OptionName::Home,
             value: String::new(),
             reason: "is not set; pass the home explicitly".into(),
         }),
@@ -20,19 +21,12 @@ pub fn home_dir() -> Result<PathBuf> {
 }
 
 /// The auth dir to use when none is given: `$CAW_AUTH_DIR` (with `~`
-/// expanded), else `~/.caw/auth`. Read at call time.
+/// expanded), else `~/.caw/auth`. Read at call time. Commands resolve the
+/// auth dir with [`crate::auth_dir::resolve`], which also makes it absolute.
 pub fn default_auth_dir() -> Result<PathBuf> {
     match std::env::var_os(AUTH_DIR_ENV) {
         Some(v) if !v.is_empty() => expand_tilde(Path::new(&v)),
         _ => Ok(home_dir()?.join(".caw").join("auth")),
-    }
-}
-
-/// `given`, or the default auth dir.
-pub fn resolve_auth_dir(given: Option<&Path>) -> Result<PathBuf> {
-    match given {
-        Some(p) => expand_tilde(p),
-        None => default_auth_dir(),
     }
 }
 

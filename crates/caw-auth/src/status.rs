@@ -4,8 +4,11 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::manifest::{FileType, Manifest, Strategy};
-use crate::{agents, expiry, paths, Error, Result};
+use crate::manifest::{FileType, Manifest, ManifestFile, Strategy};
+use crate::{agents, auth_dir, expiry, trusted, Error, Result};
+
+/// The largest credential `status` reads for its expiry.
+const CREDENTIAL_MAX_BYTES: u64 = 1 << 20;
 
 /// Where a managed file's authoritative copy is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +80,7 @@ pub fn get_status_at(
     auth_dir: Option<&Path>,
     now: Timestamp,
 ) -> Result<Vec<AuthFileStatus>> {
-    let auth_dir = paths::resolve_auth_dir(auth_dir)?;
+    let auth_dir = auth_dir::resolve(auth_dir)?;
     let manifest = match Manifest::load(&auth_dir) {
         Ok(m) => m,
         Err(e @ Error::NoManifest { .. }) => {
@@ -88,6 +91,8 @@ pub fn get_status_at(
         Err(e) => return Err(e),
     };
     let wanted = selection(agents, Some(&manifest))?;
+    // Host paths only from the registry: a manifest naming another file is refused.
+    let credentials = trusted::credentials(&manifest, &auth_dir)?;
 
     let mut rows = Vec::new();
     for (agent, file) in manifest.files() {
@@ -98,41 +103,52 @@ pub fn get_status_at(
             continue;
         }
         let path = match file.strategy {
-            Strategy::Bind => manifest.host_home.join(&file.host_original),
+            Strategy::Bind => credentials
+                .iter()
+                .find(|c| c.agent.name == agent)
+                .map(|c| c.host.clone())
+                .expect("every bind file is a trusted credential"),
             Strategy::Copy => auth_dir.join(&file.src),
         };
-        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file());
-        let exists = meta.is_some();
-        let modified = meta
-            .as_ref()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| Timestamp::try_from(t).ok());
-        let source = match (exists, file.strategy) {
-            (false, _) => Source::Missing(path.clone()),
-            (true, Strategy::Bind) => Source::Host(path.clone()),
-            (true, Strategy::Copy) => Source::Staged(path.clone()),
-        };
-        let expires_at = if exists && file.file_type == FileType::Credential {
-            std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| agents::freshness_of(agent, &bytes))
-                .and_then(|f| f.expires_at)
-        } else {
-            None
-        };
-        rows.push(AuthFileStatus {
-            agent: agent.to_string(),
-            file: file.host_original.clone(),
-            file_type: file.file_type,
-            strategy: file.strategy,
-            exists,
-            token_expiry: expires_at.map(|at| expiry::describe(at, now)),
-            source,
-            modified,
-            expires_at,
-        });
+        rows.push(row(agent, file, path, now));
     }
     Ok(rows)
+}
+
+/// The status of one managed file whose authoritative copy is `path`.
+fn row(agent: &str, file: &ManifestFile, path: PathBuf, now: Timestamp) -> AuthFileStatus {
+    let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file());
+    let exists = meta.is_some();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| Timestamp::try_from(t).ok());
+    let expires_at = if exists && file.file_type == FileType::Credential {
+        // The host's own file: a symlink (a dotfile manager's) is followed;
+        // a FIFO or device is not read.
+        crate::fs::read_regular_following(&path, CREDENTIAL_MAX_BYTES)
+            .ok()
+            .and_then(|bytes| agents::freshness_of(agent, &bytes))
+            .and_then(|f| f.expires_at)
+    } else {
+        None
+    };
+    let source = match (exists, file.strategy) {
+        (false, _) => Source::Missing(path),
+        (true, Strategy::Bind) => Source::Host(path),
+        (true, Strategy::Copy) => Source::Staged(path),
+    };
+    AuthFileStatus {
+        agent: agent.to_string(),
+        file: file.host_original.clone(),
+        file_type: file.file_type,
+        strategy: file.strategy,
+        exists,
+        token_expiry: expires_at.map(|at| expiry::describe(at, now)),
+        source,
+        modified,
+        expires_at,
+    }
 }
 
 fn selection(agents: &[String], manifest: Option<&Manifest>) -> Result<Option<Vec<String>>> {

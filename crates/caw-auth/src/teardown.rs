@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::auth_dir::{self, Existing};
 use crate::manifest::Manifest;
-use crate::setup::check_replaceable;
-use crate::{paths, Error, Result};
+use crate::{trusted, Error, Result};
 
 /// What to tear down.
 #[derive(Debug, Clone, Default)]
@@ -31,17 +31,20 @@ pub enum TeardownOutcome {
 
 /// Remove the auth dir. Host files are never touched.
 ///
-/// Refuses (with [`Error::WouldOrphanSymlinks`]) when a host file named by the
-/// manifest is a symlink resolving into the auth dir, the layout caw's older
-/// design left, unless `force`. Never removes a directory that is not a caw
-/// auth dir (non-empty without `manifest.json`), `force` or not.
+/// Refuses (with [`Error::WouldOrphanSymlinks`]) when a host file of a
+/// managed agent is a symlink resolving into the auth dir, the layout caw's
+/// older design left, unless `force`. Never removes a directory that is not
+/// a caw auth dir (see [`auth_dir::check_replaceable`]), `force` or not; an
+/// empty directory is removed.
 pub fn teardown(opts: &TeardownOptions) -> Result<TeardownOutcome> {
-    let auth_dir = paths::absolute(&paths::resolve_auth_dir(opts.auth_dir.as_deref())?)?;
-    if !check_replaceable(&auth_dir)? {
-        return Ok(TeardownOutcome::Missing(auth_dir));
-    }
-    if !opts.force {
-        let links = find_legacy_symlinks(&auth_dir)?;
+    let auth_dir = auth_dir::resolve(opts.auth_dir.as_deref())?;
+    let manifest = match auth_dir::check_replaceable(&auth_dir)? {
+        Existing::Missing => return Ok(TeardownOutcome::Missing(auth_dir)),
+        Existing::Empty => None,
+        Existing::AuthDir(manifest) => Some(manifest),
+    };
+    if let (false, Some(manifest)) = (opts.force, &manifest) {
+        let links = legacy_symlinks(&auth_dir, manifest);
         if !links.is_empty() {
             return Err(Error::WouldOrphanSymlinks { auth_dir, links });
         }
@@ -49,22 +52,30 @@ pub fn teardown(opts: &TeardownOptions) -> Result<TeardownOutcome> {
     if opts.dry_run {
         return Ok(TeardownOutcome::WouldRemove(auth_dir));
     }
+    // Its sync first: it would otherwise see the auth dir go and exit by itself.
+    if let Some(pid) = crate::host_sync::stop(&auth_dir)? {
+        log::info!("stopped the host sync (pid {pid})");
+    }
     fs_err::remove_dir_all(&auth_dir)?;
     Ok(TeardownOutcome::Removed(auth_dir))
 }
 
-/// Host files named by the manifest that are symlinks resolving into `auth_dir`,
-/// as `(link, resolved target)` pairs. An empty directory has none.
+/// Host files of the agents the manifest lists that are symlinks resolving
+/// into `auth_dir`, as `(link, resolved target)` pairs. An empty directory
+/// has none. Only the registry's paths are looked at, whatever the manifest
+/// names.
 pub fn find_legacy_symlinks(auth_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let manifest = match Manifest::load(auth_dir) {
-        Ok(m) => m,
-        Err(Error::NoManifest { .. }) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
+    match Manifest::load(auth_dir) {
+        Ok(m) => Ok(legacy_symlinks(auth_dir, &m)),
+        Err(Error::NoManifest { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn legacy_symlinks(auth_dir: &Path, manifest: &Manifest) -> Vec<(PathBuf, PathBuf)> {
     let root = std::fs::canonicalize(auth_dir).unwrap_or_else(|_| auth_dir.to_path_buf());
     let mut links = Vec::new();
-    for (_, file) in manifest.files() {
-        let host = manifest.host_home.join(&file.host_original);
+    for host in trusted::host_files(manifest) {
         let is_link = std::fs::symlink_metadata(&host)
             .map(|m| m.file_type().is_symlink())
             .unwrap_or(false);
@@ -78,7 +89,7 @@ pub fn find_legacy_symlinks(auth_dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> 
             links.push((host, target));
         }
     }
-    Ok(links)
+    links
 }
 
 /// Where a symlink points, resolved as far as the file system allows

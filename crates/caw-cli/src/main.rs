@@ -9,6 +9,7 @@ mod output;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -48,7 +49,20 @@ enum AuthCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            // `--help` and `--version` are data: through the one stdout writer.
+            return match output::stdout(&output::styled(e.render())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    output::print_error(&err);
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Err(e) => e.exit(),
+    };
     output::init_logger();
     let result = match cli.command {
         Command::Auth(cmd) => match cmd {

@@ -3,16 +3,16 @@
 //! The classes live in Python (`caw/auth/_errors.py`) so that each can derive
 //! from both `CawAuthError` and the built-in that callers of the documented
 //! API already catch (`FileNotFoundError`, `ValueError`, `RuntimeError`),
-//! which PyO3 cannot declare. Here we pick the class, keep the library's
-//! message (it names the path or name involved and never holds file
-//! contents), phrase the hint for Python callers, and attach the fields a
-//! caller may want to inspect.
+//! which PyO3 cannot declare. Here we pick the class, render the library's
+//! message and hint in Python's words ([`PySpelling`] spells each option as the
+//! keyword argument it is; messages name the path or name involved and never
+//! hold file contents), and attach the fields a caller may want to inspect.
 //!
 //! Operating-system failures stay the built-in `OSError` subclass for their
 //! kind (`PermissionError`, ...), as from any Python file function; their
 //! message names the path.
 
-use caw_auth::Error;
+use caw_auth::{Error, OptionName, Spelling, Step};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -29,13 +29,66 @@ struct Raise<'py> {
     fields: Vec<(&'static str, Bound<'py, PyAny>)>,
 }
 
-/// The Python exception documented for `err`.
-pub(crate) fn to_py_err(py: Python<'_>, err: Error) -> PyErr {
+/// How the Python API names the library's options and steps. The auth dir
+/// is `dest_dir` in `setup` and `auth_dir` everywhere else.
+pub(crate) struct PySpelling {
+    pub auth_dir: &'static str,
+}
+
+/// The spelling for `setup`.
+pub(crate) const SETUP: PySpelling = PySpelling {
+    auth_dir: "dest_dir",
+};
+/// The spelling for every other function.
+pub(crate) const OTHER: PySpelling = PySpelling {
+    auth_dir: "auth_dir",
+};
+
+impl Spelling for PySpelling {
+    fn option(&self, option: OptionName) -> Option<String> {
+        Some(
+            match option {
+                OptionName::Agents => "agents",
+                OptionName::SourceHome => "source_home",
+                OptionName::AuthDir => self.auth_dir,
+                OptionName::ContainerHome => "container_home",
+                OptionName::MountPoint => "mount_point",
+                OptionName::Mode => "mode",
+                OptionName::Trust => "trust",
+                OptionName::Force => "force",
+                OptionName::Home => "$HOME",
+                // `get_docker_flags` has one form; other options are the CLI's.
+                _ => return None,
+            }
+            .to_string(),
+        )
+    }
+
+    fn option_value(&self, option: OptionName, value: &str) -> Option<String> {
+        let name = self.option(option)?;
+        Some(match (option, value) {
+            (OptionName::Force, "") => format!("{name}=True"),
+            (_, "") => name,
+            _ => format!("{name}={value:?}"),
+        })
+    }
+
+    fn step(&self, step: Step) -> String {
+        match step {
+            Step::Setup => "run `caw.auth.setup()` (or `caw auth setup`)".into(),
+            Step::Teardown => "call `caw.auth.teardown()`".into(),
+            _ => "call `caw.auth`".into(),
+        }
+    }
+}
+
+/// The Python exception documented for `err`, in `spelling`'s words.
+pub(crate) fn to_py_err(py: Python<'_>, err: Error, spelling: &PySpelling) -> PyErr {
     if let Error::Io(io) = err {
         return PyErr::from(io);
     }
     let fallback = err.to_string();
-    match describe(py, err).and_then(|r| instantiate(py, r)) {
+    match describe(py, err, spelling).and_then(|r| instantiate(py, r)) {
         Ok(e) => e,
         Err(cause) => {
             // Only reachable if `caw.auth._errors` cannot be imported; still
@@ -47,9 +100,9 @@ pub(crate) fn to_py_err(py: Python<'_>, err: Error) -> PyErr {
     }
 }
 
-fn describe(py: Python<'_>, err: Error) -> PyResult<Raise<'_>> {
-    let mut message = err.to_string();
-    let hint = python_hint(&err);
+fn describe<'py>(py: Python<'py>, err: Error, spelling: &PySpelling) -> PyResult<Raise<'py>> {
+    let message = err.message(spelling);
+    let hint = err.hint().map(|h| h.render(spelling));
     let (class, fields) = match err {
         Error::NoManifest { path } => (
             "NoManifestError",
@@ -82,7 +135,8 @@ fn describe(py: Python<'_>, err: Error) -> PyResult<Raise<'_>> {
                 ("links", links.into_bound_py_any(py)?),
             ],
         ),
-        Error::InvalidManifest { path, field, .. } => (
+        Error::InvalidManifest { path, field, .. }
+        | Error::UntrustedManifestEntry { path, field, .. } => (
             "InvalidManifestError",
             vec![
                 ("path", path.into_bound_py_any(py)?),
@@ -108,22 +162,13 @@ fn describe(py: Python<'_>, err: Error) -> PyResult<Raise<'_>> {
             "UnsafeMountPathError",
             vec![("path", path.into_bound_py_any(py)?)],
         ),
-        Error::InvalidOption {
-            option,
-            value,
-            reason,
-        } => {
-            // The library names options as the CLI spells them.
-            let option = python_option(option);
-            message = format!("invalid {option} `{value}`: {reason}");
-            (
-                "InvalidOptionError",
-                vec![
-                    ("option", option.into_bound_py_any(py)?),
-                    ("value", value.into_bound_py_any(py)?),
-                ],
-            )
-        }
+        Error::InvalidOption { option, value, .. } => (
+            "InvalidOptionError",
+            vec![
+                ("option", spelling.option(option).into_bound_py_any(py)?),
+                ("value", value.into_bound_py_any(py)?),
+            ],
+        ),
         // `Io` is handled by the caller; a variant added later still gets the base class.
         _ => ("CawAuthError", Vec::new()),
     };
@@ -155,48 +200,4 @@ fn instantiate<'py>(py: Python<'py>, r: Raise<'py>) -> PyResult<PyErr> {
         exc.call_method1("add_note", (format!("hint: {hint}"),))?;
     }
     Ok(PyErr::from_value(exc))
-}
-
-/// The library's hint, reworded where it names a CLI flag.
-fn python_hint(err: &Error) -> Option<String> {
-    let text = match err {
-        Error::NoManifest { .. } => "run `caw.auth.setup()` (or `caw auth setup`) first",
-        Error::NoUsableAgent { .. } => {
-            "log in to the agent on this machine first, or pass `source_home` to read another home"
-        }
-        Error::InvalidManifest { .. } => "run `caw.auth.setup()` again to rewrite the auth dir",
-        Error::InvalidInput { .. } => {
-            "fix or remove the file (caw never edits it), then run `caw.auth.setup()` again"
-        }
-        Error::NotAnAuthDir { .. } => {
-            "pass `dest_dir` / `auth_dir` (or set `CAW_AUTH_DIR`) to a new or empty directory"
-        }
-        Error::WouldOrphanSymlinks { .. } => {
-            "either replace each link with a copy of its target \
-             (`cp --remove-destination \"$(readlink -f LINK)\" LINK`) and call teardown again, \
-             or pass `force=True` to remove the auth dir anyway and log in again afterwards"
-        }
-        Error::MissingBindSource { .. } => {
-            "log in to the agent on this machine (or leave it out with `agents=`) and run \
-             `caw.auth.setup()` again; docker would otherwise create a root-owned directory \
-             at that path"
-        }
-        Error::UnsafeMountPath { .. } => {
-            "use an auth dir and home whose paths have no white space, `:` or `,`"
-        }
-        _ => return err.hint(),
-    };
-    Some(text.to_string())
-}
-
-/// The Python spelling of an option the library names as the CLI does.
-fn python_option(option: &str) -> String {
-    match option {
-        "--source-home" => "source_home".into(),
-        "--auth-dir" => "auth_dir".into(),
-        "--container-home" => "container_home".into(),
-        "--mount-point" => "mount_point".into(),
-        "HOME" => "$HOME".into(),
-        other => other.to_string(),
-    }
 }

@@ -21,7 +21,7 @@ mod _caw {
 
     use pyo3::prelude::*;
 
-    use crate::errors::to_py_err;
+    use crate::errors::{to_py_err, OTHER, SETUP};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -32,7 +32,7 @@ mod _caw {
 
     /// Write a new auth dir; returns its absolute path.
     #[pyfunction]
-    #[pyo3(signature = (*, agents, source_home=None, auth_dir=None, container_home=None, mount_point=None))]
+    #[pyo3(signature = (*, agents, source_home=None, auth_dir=None, container_home=None, mount_point=None, mode=None, trust=Vec::new()))]
     fn setup(
         py: Python<'_>,
         agents: Vec<String>,
@@ -40,18 +40,33 @@ mod _caw {
         auth_dir: Option<PathBuf>,
         container_home: Option<String>,
         mount_point: Option<String>,
+        mode: Option<String>,
+        trust: Vec<String>,
     ) -> PyResult<PathBuf> {
+        let mode = match mode {
+            None => None,
+            Some(m) => Some(m.parse::<caw_auth::AuthMode>().map_err(|reason| {
+                let err = caw_auth::Error::InvalidOption {
+                    option: caw_auth::OptionName::Mode,
+                    value: m,
+                    reason,
+                };
+                to_py_err(py, err, &SETUP)
+            })?),
+        };
         let opts = caw_auth::SetupOptions {
             agents,
             source_home,
             auth_dir,
             container_home,
             mount_point,
+            mode,
+            trust,
             ..caw_auth::SetupOptions::default()
         };
         let report = py
             .detach(|| caw_auth::setup(&opts))
-            .map_err(|e| to_py_err(py, e))?;
+            .map_err(|e| to_py_err(py, e, &SETUP))?;
         Ok(report.auth_dir)
     }
 
@@ -65,7 +80,7 @@ mod _caw {
     ) -> PyResult<Vec<super::StatusRow>> {
         let rows = py
             .detach(|| caw_auth::get_status(&agents, auth_dir.as_deref()))
-            .map_err(|e| to_py_err(py, e))?;
+            .map_err(|e| to_py_err(py, e, &OTHER))?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -86,7 +101,7 @@ mod _caw {
     #[pyo3(signature = (*, auth_dir=None))]
     fn get_docker_flags(py: Python<'_>, auth_dir: Option<PathBuf>) -> PyResult<String> {
         py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref()))
-            .map_err(|e| to_py_err(py, e))
+            .map_err(|e| to_py_err(py, e, &OTHER))
     }
 
     /// Remove an auth dir; returns `("removed" | "missing", path)`.
@@ -104,7 +119,7 @@ mod _caw {
         };
         let outcome = py
             .detach(|| caw_auth::teardown(&opts))
-            .map_err(|e| to_py_err(py, e))?;
+            .map_err(|e| to_py_err(py, e, &OTHER))?;
         Ok(match outcome {
             caw_auth::TeardownOutcome::Removed(p) => ("removed", Some(p)),
             caw_auth::TeardownOutcome::Missing(p) => ("missing", Some(p)),

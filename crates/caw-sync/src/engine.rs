@@ -14,9 +14,9 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify, WatchDescriptor};
 
-use crate::fsx::fd_path;
 use crate::pair::{Outcome, Pair};
 use crate::side::WatchTarget;
+use caw_auth::fs_at::fd_path;
 
 /// A burst ends after this long without a relevant event: short, because
 /// every sync waits for it; long enough to fold a write's `MODIFY` and

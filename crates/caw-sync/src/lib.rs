@@ -23,7 +23,6 @@
 
 pub mod decide;
 mod engine;
-mod fsx;
 pub mod host;
 mod pair;
 pub mod side;

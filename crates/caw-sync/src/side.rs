@@ -27,7 +27,7 @@ use caw_auth::credential::{Credential, Digest, MAX_CREDENTIAL_BYTES};
 use nix::sys::inotify::AddWatchFlags as W;
 
 use crate::decide::Observed;
-use crate::fsx::{self, Kind, TempAt};
+use caw_auth::fs_at::{self as fsx, Kind, TempAt};
 
 /// What is at one side right now, before it is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional, Sequence, Union
 
 from caw import _caw
 from caw.auth._errors import (
@@ -94,6 +94,8 @@ def setup(
     *,
     container_home: Optional[str] = None,
     mount_point: Optional[str] = None,
+    mode: Optional[str] = None,
+    trust: Optional[Sequence[str]] = None,
 ) -> Path:
     """Snapshot credentials and cleaned configs into an auth directory.
 
@@ -115,6 +117,15 @@ def setup(
             ``/home/playground``.
         mount_point: Where the auth directory is mounted in the container.
             Defaults to ``/tmp/caw_auth``.
+        mode: How credentials reach containers: ``"live"`` (a live directory
+            in the auth directory, shared by every container) or ``"bind"``
+            (each host credential file bind-mounted). Defaults to caw's
+            default mode. Either way the auth directory itself is mounted
+            read-only.
+        trust: More container directories (absolute paths, e.g.
+            ``["/workspace"]``) to mark trusted for Claude and Codex, so
+            neither asks whether to trust the folder there. The container
+            home is always trusted.
 
     Returns:
         Path to the auth directory.
@@ -127,13 +138,20 @@ def setup(
         InvalidInputError: If a credential or config file cannot be parsed.
         NotAnAuthDirError: If dest_dir is a non-empty directory that is not
             a caw auth directory.
+        InvalidOptionError: If mode is not ``"live"`` or ``"bind"``, or a
+            path option is out of range (a ValueError).
     """
+    if mode is not None and not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, not {type(mode).__name__}")
+    trusted = _strings("trust", trust)
     return _caw.setup(
         agents=_agent_names(agents),
         source_home=_path_or_none(source_home),
         auth_dir=_path_or_none(dest_dir),
         container_home=container_home,
         mount_point=mount_point,
+        mode=mode,
+        trust=trusted,
     )
 
 
@@ -169,19 +187,26 @@ def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
     mount per credential, pointing directly at the host's original file. The
     credentials are never copied out of their original location.
 
+    The auth directory is always mounted read-only (``:ro``). In live mode
+    the second and last mount is its live directory (``:rw``) instead of the
+    host credential files. Host paths come only from caw's list of agents,
+    whatever the manifest says.
+
     Args:
         auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
 
     Returns:
         A space-separated string of Docker ``-v`` flags, e.g.
-        ``-v /.../.caw/auth:/tmp/caw_auth:rw -v /.../.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw``
+        ``-v /.../.caw/auth:/tmp/caw_auth:ro -v /.../.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw``
 
     Raises:
         FileNotFoundError: If the manifest.json doesn't exist in auth_dir
             (a NoManifestError), or a credential it names no longer exists
             on the host (a MissingBindSourceError).
-        UnsafeMountPathError: If a path contains white space, ``:`` or ``,``
-            and cannot be passed in a ``-v`` flag (a ValueError).
+        UnsafeMountPathError: If a path contains white space or ``:`` and
+            cannot be passed in a ``-v`` flag (a ValueError).
+        InvalidManifestError: If the manifest names a file that is not the
+            credential caw knows for that agent (a ValueError).
     """
     return _caw.get_docker_flags(auth_dir=_path_or_none(auth_dir))
 
@@ -195,18 +220,23 @@ def teardown(auth_dir: Optional[StrPath] = None, force: bool = False) -> None:
     Pass force=True to override.
 
     A missing auth directory is not an error. A directory that is not a caw
-    auth directory (non-empty, no ``manifest.json``) is never removed.
+    auth directory (its ``manifest.json`` is missing or not caw's, or it
+    holds anything caw does not write) is never removed, ``force`` or not.
 
     Args:
         auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
-        force: Delete even if host symlinks point into auth_dir.
+        force: Delete even if host symlinks point into auth_dir. Must be a
+            bool: ``force="false"`` is a TypeError, not a forced teardown.
 
     Raises:
         TeardownWouldOrphanSymlinksError: If host symlinks point into the
             auth directory and force is False.
         NotAnAuthDirError: If auth_dir is not a caw auth directory.
+        TypeError: If force is not a bool.
     """
-    outcome, path = _caw.teardown(auth_dir=_path_or_none(auth_dir), force=bool(force))
+    if not isinstance(force, bool):
+        raise TypeError(f"force must be a bool, not {type(force).__name__}")
+    outcome, path = _caw.teardown(auth_dir=_path_or_none(auth_dir), force=force)
     if outcome == "missing":
         _log.info("no auth dir at `%s`; nothing to remove", path)
     elif outcome == "removed":
@@ -224,6 +254,19 @@ def _agent_names(agents: Optional[Iterable[str]]) -> List[str]:
         if not isinstance(name, str):
             raise TypeError(f"agent names must be str, not {type(name).__name__}")
     return names
+
+
+def _strings(name: str, values: Optional[Iterable[str]]) -> List[str]:
+    """A list of str (a single str is refused: it would be a list of characters)."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        raise TypeError(f"{name} must be a list of str, not a str")
+    out = list(values)
+    for v in out:
+        if not isinstance(v, str):
+            raise TypeError(f"{name} entries must be str, not {type(v).__name__}")
+    return out
 
 
 def _path_or_none(path: Optional[StrPath]) -> Optional[str]:

@@ -111,8 +111,10 @@ class InvalidInputError(CawAuthError, ValueError):
 class NotAnAuthDirError(CawAuthError):
     """A directory caw would replace or remove is not a caw auth directory.
 
-    caw never replaces or removes a non-empty directory without a
-    ``manifest.json``, ``force`` or not.
+    An auth directory has a valid caw ``manifest.json`` and holds only what
+    caw writes. caw never replaces or removes anything else (a project, a
+    browser extension's ``manifest.json``), ``force`` or not; the message
+    says what was found.
     """
 
 

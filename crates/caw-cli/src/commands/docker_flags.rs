@@ -5,15 +5,16 @@ use std::process::ExitCode;
 use caw_auth::FlagFormat;
 
 use super::AuthDirArg;
+use crate::output;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 enum Format {
-    /// `-v SRC:DST:rw …`, for `docker run $(caw auth docker-flags) …`
+    /// `-v SRC:DST:ro …`, for `docker run $(caw auth docker-flags) …`
     #[default]
     V,
     /// A JSON array of arguments
     Json,
-    /// `--mount type=bind,src=…,dst=…` pairs
+    /// `--mount type=bind,src=…,dst=…[,readonly]` pairs
     Mount,
 }
 
@@ -36,22 +37,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => FlagFormat::Json,
         Format::Mount => FlagFormat::Mount,
     };
+    let line = caw_auth::format_mounts(&mounts.mounts, format)?;
     if !args.no_sync {
-        start_sync(args.auth_dir.auth_dir.as_deref());
+        start_sync(&mounts);
     }
-    println!("{}", caw_auth::format_mounts(&mounts, format));
+    output::stdout(&format!("{line}\n"))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Make sure the host sync runs (live mode); a failure is a warning: the
-/// containers still share logins through the live directory.
-fn start_sync(auth_dir: Option<&std::path::Path>) {
-    let started = caw_auth::paths::resolve_auth_dir(auth_dir)
-        .and_then(|a| caw_auth::paths::absolute(&a))
-        .and_then(|a| {
-            let exe = std::env::current_exe().map_err(caw_auth::Error::Io)?;
-            caw_auth::host_sync::ensure_for(&a, &exe)
-        });
+/// Make sure the host sync runs (live mode), with this very executable; a
+/// failure is a warning: the containers still share logins through the
+/// live directory.
+fn start_sync(mounts: &caw_auth::DockerMounts) {
+    let started = std::env::current_exe()
+        .map_err(caw_auth::Error::Io)
+        .and_then(|exe| caw_auth::ensure_host_sync(mounts, &exe));
     match started {
         Ok(Some(caw_auth::host_sync::Started::Now(pid))) => {
             log::info!("started the host sync (pid {pid})")

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use caw_auth::AuthMode;
+
 use super::{AgentsArg, AuthDirArg};
+use crate::output;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,6 +23,38 @@ pub struct Args {
     /// Where the auth dir is mounted in the container
     #[arg(long, value_name = "PATH", default_value = caw_auth::manifest::DEFAULT_MOUNT_POINT)]
     mount_point: String,
+    /// How credentials reach containers: `live` (a shared live directory) or
+    /// `bind` (each host credential file bind-mounted)
+    #[arg(long, value_enum, default_value_t = ModeArg::from(caw_auth::manifest::DEFAULT_MODE))]
+    mode: ModeArg,
+    /// Also mark this container directory trusted for Claude and Codex
+    /// (repeatable; the container home always is)
+    #[arg(long, value_name = "DIR")]
+    trust: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ModeArg {
+    Live,
+    Bind,
+}
+
+impl From<AuthMode> for ModeArg {
+    fn from(mode: AuthMode) -> Self {
+        match mode {
+            AuthMode::Live => ModeArg::Live,
+            AuthMode::Bind => ModeArg::Bind,
+        }
+    }
+}
+
+impl From<ModeArg> for AuthMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Live => AuthMode::Live,
+            ModeArg::Bind => AuthMode::Bind,
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -29,6 +64,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         auth_dir: args.auth_dir.auth_dir,
         container_home: Some(args.container_home),
         mount_point: Some(args.mount_point),
+        mode: Some(args.mode.into()),
+        trust: args.trust,
         bundle_binary: None,
     })?;
     if !report.bundled_binary {
@@ -37,6 +74,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     log::info!("next: docker run $(caw auth docker-flags) …");
-    println!("{}", report.auth_dir.display());
+    output::stdout(&format!("{}\n", report.auth_dir.display()))?;
     Ok(ExitCode::SUCCESS)
 }

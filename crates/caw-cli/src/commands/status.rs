@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::{AgentsArg, AuthDirArg};
+use crate::output;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,9 +26,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         caw_auth::get_status_at(&args.agents.agents, args.auth_dir.auth_dir.as_deref(), now)?;
     if args.json {
         let json: Vec<_> = rows.iter().map(row_json).collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        output::stdout(&format!("{}\n", serde_json::to_string_pretty(&json)?))?;
     } else {
-        print!("{}", table(&rows, now));
+        output::stdout(&table(&rows, now))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,9 +20,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let auth_dir = caw_auth::paths::absolute(&caw_auth::paths::resolve_auth_dir(
-        args.auth_dir.auth_dir.as_deref(),
-    )?)?;
+    let auth_dir = caw_auth::auth_dir::resolve(args.auth_dir.auth_dir.as_deref())?;
     let opts = HostSyncOptions {
         auth_dir,
         idle_exit: (args.idle_exit > 0).then(|| Duration::from_secs(args.idle_exit)),

@@ -2,6 +2,7 @@
 
 mod compat;
 mod docker_flags;
+mod robustness;
 mod setup;
 mod status;
 mod teardown;

@@ -184,11 +184,7 @@ fn failures_leave_the_previous_auth_dir_untouched() {
         assert!(err.contains("hint:"), "{err}");
         assert_eq!(before, tree_state(&env.auth), "{rel} changed the auth dir");
         assert_eq!(home_before, tree_state(&env.home), "{rel} changed the home");
-        let leftovers: Vec<_> = std::fs::read_dir(env.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.'))
-            .collect();
+        let leftovers = env.hidden_siblings();
         assert!(leftovers.is_empty(), "temp dirs left behind: {leftovers:?}");
     }
 }
@@ -320,33 +316,260 @@ fn setup_script_lists_every_file_and_is_posix_sh() {
 #[test]
 fn concurrent_setups_into_a_new_auth_dir_all_succeed() {
     let env = TestEnv::full();
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("caw"));
-            cmd.env("HOME", &env.home)
-                .env_remove("CAW_AUTH_DIR")
-                .args(["auth", "setup", "-a", "claude,gemini", "--auth-dir"])
-                .arg(&env.auth)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped());
-            cmd.spawn().unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
+    env.concurrent_setups(4, &["-a", "claude,gemini"]);
+    assert!(env.auth.join("manifest.json").is_file());
+    assert_eq!(env.hidden_siblings(), Vec::<String>::new());
+}
+
+#[test]
+fn container_paths_docker_cannot_carry_are_usage_errors() {
+    let env = TestEnv::full();
+    for option in ["--mount-point", "--container-home"] {
+        for value in ["/tmp/a b", "/tmp/a:b", "/tmp/a,b"] {
+            let out = env.auth(&["setup", option, value]);
+            assert_eq!(out.status.code(), Some(2), "{option} {value:?}");
+            let err = stderr(&out);
+            assert!(
+                err.starts_with(&format!(
+                    "error: invalid {option} `{value}`: must not contain"
+                )),
+                "{err}"
+            );
+            assert!(!env.auth.exists());
+        }
+    }
+}
+
+#[test]
+fn all_next_to_an_unknown_agent_still_names_it() {
+    let env = TestEnv::full();
+    for args in [
+        &["setup", "--agents", "all,bogus"][..],
+        &["setup", "-a", "all", "-a", "bogus"],
+    ] {
+        let out = env.auth(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(
-            out.status.success(),
+            stderr(&out).starts_with("error: Unknown agent `bogus`"),
             "{}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr(&out)
+        );
+        assert!(!env.auth.exists());
+    }
+}
+
+#[test]
+fn mode_is_live_or_bind() {
+    let env = TestEnv::full();
+    let out = env.auth(&["setup", "--mode", "copy"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("[possible values: live, bind]"));
+    assert!(!env.auth.exists());
+}
+
+#[test]
+fn live_mode_writes_a_live_directory_with_the_host_logins() {
+    let env = TestEnv::full();
+    let out = env.auth(&["setup", "--mode", "live"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["mode"], "live");
+    let live = env.auth.join("live");
+    assert_eq!(mode(&live), 0o700);
+    for (agent, host, src) in CREDENTIALS {
+        assert_eq!(mode(&live.join(agent)), 0o700, "{agent}");
+        assert_eq!(mode(&live.join(src)), 0o600, "{src}");
+        assert_eq!(
+            std::fs::read(live.join(src)).unwrap(),
+            std::fs::read(env.home.join(host)).unwrap(),
+            "{src}"
         );
     }
-    assert!(env.auth.join("manifest.json").is_file());
-    let names: Vec<_> = std::fs::read_dir(env.dir.path())
+    // Only credentials are live.
+    let mut names: Vec<_> = std::fs::read_dir(live.join("claude"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| e.unwrap().file_name())
         .collect();
-    assert!(
-        names.iter().all(|n| !n.starts_with('.')),
-        "leftovers: {names:?}"
+    names.sort();
+    assert_eq!(names, ["credentials.json"]);
+
+    let out = env.auth(&["setup", "--mode", "bind"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!live.exists(), "bind mode has no live directory");
+}
+
+/// Containers keep `A/live` mounted across a re-setup: it must stay the same
+/// directory (inode), and a login a container refreshed must not be rolled
+/// back to the host's older one. Anything else is replaced by the host's.
+#[test]
+fn re_setup_keeps_the_live_directory_and_fresher_logins() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    let live = env.auth.join("live");
+    let (live_ino, claude_ino) = (inode(&live), inode(&live.join("claude")));
+
+    // As containers left them: claude refreshed (later than the host's 3h),
+    // codex half-written, gemini older than the host's, opencode with an
+    // implausible expiry two years ahead, qwen a FIFO.
+    let refreshed = claude_credential("CONTAINER", ms_from_now(10 * 3600));
+    std::fs::write(live.join("claude/credentials.json"), &refreshed).unwrap();
+    std::fs::write(live.join("codex/auth.json"), "{\"tokens\":").unwrap();
+    std::fs::write(
+        live.join("gemini/oauth_creds.json"),
+        format!(
+            r#"{{"access_token":"a","refresh_token":"r","expiry_date":{}}}"#,
+            ms_from_now(-3600)
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        live.join("opencode/auth.json"),
+        format!(
+            r#"{{"anthropic":{{"type":"oauth","refresh":"r","access":"a","expires":{}}}}}"#,
+            ms_from_now(2 * 365 * 86400)
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(live.join("qwen/oauth_creds.json")).unwrap();
+    mkfifo(&live.join("qwen/oauth_creds.json"));
+
+    let out = env.auth(&["setup", "--mode", "live"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(inode(&live), live_ino, "live/ is a new directory");
+    assert_eq!(inode(&live.join("claude")), claude_ino);
+    assert_eq!(
+        std::fs::read_to_string(live.join("claude/credentials.json")).unwrap(),
+        refreshed
     );
+    assert!(
+        stderr(&out).contains(&format!(
+            "kept `{}`: it holds a fresher login than the host's",
+            live.join("claude/credentials.json").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    for (agent, host, src) in &CREDENTIALS[1..] {
+        assert_eq!(
+            std::fs::read(live.join(src)).unwrap(),
+            std::fs::read(env.home.join(host)).unwrap(),
+            "{agent}: not replaced by the host's login"
+        );
+        assert_eq!(mode(&live.join(src)), 0o600, "{src}");
+    }
+}
+
+#[test]
+fn a_failed_re_setup_leaves_the_live_directory_as_it_was() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    std::fs::write(
+        env.auth.join("live/claude/credentials.json"),
+        claude_credential("CONTAINER", ms_from_now(10 * 3600)),
+    )
+    .unwrap();
+    let before = tree_state(&env.auth);
+    env.write(".codex/auth.json", "{\"tokens\": ", 0o600);
+    let out = env.auth(&["setup", "--mode", "live"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(before, tree_state(&env.auth));
+}
+
+/// A browser extension, a PWA, a JS project: a `manifest.json` of another
+/// kind, or files caw never writes.
+#[test]
+fn a_directory_with_a_plain_manifest_json_is_never_replaced() {
+    let env = TestEnv::full();
+    write_browser_extension(&env.auth);
+    let before = tree_state(&env.auth);
+    for args in [&["setup"][..], &["setup", "--mode", "live"]] {
+        let out = env.auth(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(": `background.js` is not something caw writes (and 1 more entries)"),
+            "{err}"
+        );
+        assert_eq!(before, tree_state(&env.auth), "{args:?}");
+    }
+    std::fs::remove_file(env.auth.join("background.js")).unwrap();
+    std::fs::remove_dir_all(env.auth.join("icons")).unwrap();
+    let out = env.auth(&["setup"]);
+    assert_eq!(out.status.code(), Some(1));
+    env.settings()
+        .bind(|| insta::assert_snapshot!(stderr(&out)));
+}
+
+#[test]
+fn a_node_project_is_never_replaced() {
+    let env = TestEnv::full();
+    std::fs::create_dir_all(env.auth.join("node_modules/left-pad")).unwrap();
+    let before = tree_state(&env.auth);
+    let out = env.auth(&["setup"]);
+    assert_eq!(out.status.code(), Some(1));
+    env.settings()
+        .bind(|| insta::assert_snapshot!(stderr(&out)));
+    assert_eq!(before, tree_state(&env.auth));
+}
+
+/// A killed setup leaves `.auth.new-*` (and `.auth.old-*`) beside the auth
+/// dir with copies of the credentials; the next setup removes them, but
+/// never one holding anything caw does not write.
+#[test]
+fn setup_removes_temp_dirs_killed_setups_left() {
+    let env = TestEnv::full();
+    env.setup();
+    let parent = env.dir.path();
+    let new = parent.join(".auth.new-Ab12Cd");
+    std::fs::create_dir_all(new.join("claude")).unwrap();
+    std::fs::copy(
+        env.home.join(".claude/.credentials.json"),
+        new.join("claude/credentials.json"),
+    )
+    .unwrap();
+    let old = parent.join(".auth.old-Ef34Gh");
+    std::fs::create_dir_all(old.join("auth")).unwrap();
+    std::fs::copy(
+        env.auth.join("manifest.json"),
+        old.join("auth/manifest.json"),
+    )
+    .unwrap();
+    let foreign = parent.join(".auth.new-Ij56Kl");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("thesis.tex"), "mine").unwrap();
+
+    let out = env.setup();
+    let err = stderr(&out);
+    assert!(
+        !new.exists() && !old.exists(),
+        "stale temp dirs left: {err}"
+    );
+    assert!(
+        err.contains(&format!("removed `{}`", new.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("thesis.tex")).unwrap(),
+        "mine"
+    );
+    assert!(
+        err.contains(&format!(
+            "warning: leaving `{}` (left by an interrupted setup?): `thesis.tex` is not something caw writes",
+            foreign.display()
+        )),
+        "{err}"
+    );
+}
+
+/// Setups of one auth dir take turns: concurrent live re-setups all
+/// succeed, and the live directory running containers mount is never lost.
+#[test]
+fn concurrent_live_re_setups_keep_the_live_directory() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    let live_ino = inode(&env.auth.join("live"));
+    env.concurrent_setups(6, &["--mode", "live"]);
+    assert_eq!(inode(&env.auth.join("live")), live_ino);
+    assert_eq!(env.hidden_siblings(), Vec::<String>::new());
 }

@@ -111,3 +111,56 @@ fn unknown_agent_is_reported_before_a_missing_manifest() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_relative_auth_dir_is_made_absolute() {
+    let env = TestEnv::full();
+    env.setup();
+    let out = env
+        .caw()
+        .args([
+            "auth",
+            "status",
+            "--json",
+            "-a",
+            "codex",
+            "--auth-dir",
+            "auth",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows[1]["path"],
+        env.auth.join("codex/config.toml").display().to_string()
+    );
+}
+
+/// Dotfile managers link credentials into place: status follows the link,
+/// and a FIFO in its place is reported without an expiry instead of hanging.
+#[test]
+fn a_symlinked_host_credential_is_read_and_a_fifo_is_not() {
+    let env = TestEnv::full();
+    env.setup();
+    let cred = env.home.join(".gemini/oauth_creds.json");
+    let real = env.dir.path().join("dotfiles-gemini.json");
+    std::fs::rename(&cred, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &cred).unwrap();
+    let out = env.auth(&["status", "--json", "-a", "gemini"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["token_expiry"], "valid (17m remaining)");
+
+    std::fs::remove_file(&cred).unwrap();
+    mkfifo(&cred);
+    let mut cmd = env.caw();
+    cmd.args(["auth", "status", "--json", "-a", "gemini", "--auth-dir"])
+        .arg(&env.auth);
+    let out = cmd
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["token_expiry"], serde_json::Value::Null);
+}

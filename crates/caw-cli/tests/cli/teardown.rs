@@ -82,3 +82,87 @@ fn legacy_symlinks_are_refused_then_forced() {
         .file_type()
         .is_symlink());
 }
+
+/// A browser extension's directory: its `manifest.json` is not caw's.
+#[test]
+fn never_removes_a_directory_with_a_plain_manifest_json() {
+    let env = TestEnv::empty();
+    write_browser_extension(&env.auth);
+    let before = tree_state(&env.auth);
+    for args in [
+        &["teardown"][..],
+        &["teardown", "--force"],
+        &["teardown", "-f", "-n"],
+    ] {
+        let out = env.auth(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains("`background.js` is not something caw writes"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(before, tree_state(&env.auth), "{args:?}");
+    }
+    std::fs::remove_file(env.auth.join("background.js")).unwrap();
+    std::fs::remove_dir_all(env.auth.join("icons")).unwrap();
+    let out = env.auth(&["teardown", "--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("its `manifest.json` is not a caw manifest"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.auth.join("manifest.json").exists());
+}
+
+#[test]
+fn never_removes_an_auth_dir_someone_added_files_to() {
+    let env = TestEnv::full();
+    env.setup();
+    std::fs::write(env.auth.join("notes.md"), "mine").unwrap();
+    let out = env.auth(&["teardown", "--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`notes.md` is not something caw writes"));
+    assert!(env.auth.join("notes.md").exists());
+}
+
+#[test]
+fn removes_a_live_mode_auth_dir_and_an_empty_one() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    let out = env.auth(&["teardown"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!env.auth.exists());
+    std::fs::create_dir(&env.auth).unwrap();
+    let out = env.auth(&["teardown"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!env.auth.exists());
+}
+
+/// Only the registry's host paths are looked at: a manifest that names
+/// another host file does not make teardown inspect (or name) it, and the
+/// registry's own path is checked whatever the manifest says.
+#[test]
+fn the_symlink_check_looks_only_at_registry_paths() {
+    let env = TestEnv::full();
+    env.setup();
+    edit_manifest(&env.auth, |m| {
+        m["agents"]["claude"]["files"][1]["host_original"] = ".bashrc".into();
+    });
+    std::os::unix::fs::symlink(
+        env.auth.join("claude/config.json"),
+        env.home.join(".bashrc"),
+    )
+    .unwrap();
+    let claude_json = env.home.join(".claude.json");
+    std::fs::remove_file(&claude_json).unwrap();
+    std::os::unix::fs::symlink(env.auth.join("claude/config.json"), &claude_json).unwrap();
+    let out = env.auth(&["teardown"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{} ->", claude_json.display())),
+        "{err}"
+    );
+    assert!(!err.contains(".bashrc"), "{err}");
+}

@@ -182,6 +182,8 @@ impl TestEnv {
             .env_remove("CAW_STATIC_BINARY")
             .env_remove("CAW_LOG")
             .env("NO_COLOR", "1")
+            // docker-flags starts no host sync unless a test asks for one.
+            .env("CAW_NO_SYNC", "1")
             .current_dir(self.dir.path());
         cmd
     }
@@ -193,6 +195,47 @@ impl TestEnv {
         let out = cmd.output().unwrap();
         assert_no_secrets(&out);
         out
+    }
+
+    /// `caw auth <args> --auth-dir <auth>` for an auth dir other than `self.auth`.
+    pub fn auth_at(&self, auth: &Path, args: &[&str]) -> Output {
+        let mut cmd = self.caw();
+        cmd.arg("auth").args(args).arg("--auth-dir").arg(auth);
+        let out = cmd.output().unwrap();
+        assert_no_secrets(&out);
+        out
+    }
+
+    /// `n` concurrent `caw auth setup <args> --auth-dir <auth>`; each must succeed.
+    pub fn concurrent_setups(&self, n: usize, args: &[&str]) {
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                std::process::Command::new(assert_cmd::cargo::cargo_bin("caw"))
+                    .env("HOME", &self.home)
+                    .env_remove("CAW_AUTH_DIR")
+                    .args(["auth", "setup"])
+                    .args(args)
+                    .arg("--auth-dir")
+                    .arg(&self.auth)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+    }
+
+    /// Names starting with `.` beside the auth dir (temp dirs, lock files).
+    pub fn hidden_siblings(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
     }
 
     pub fn setup(&self) -> Output {
@@ -231,6 +274,12 @@ impl TestEnv {
             (r"\b\d+s ago\b".into(), "[AGE]".into()),
         ]
     }
+}
+
+/// True under CI (`CI` set and non-empty): a test that cannot run its real
+/// part must fail there instead of passing silently.
+pub fn ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
 pub fn regex_escape(s: &str) -> String {
@@ -296,4 +345,72 @@ pub fn tree_state(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64, u64
 
 pub fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// The credentials of every agent: `(agent, host path, src)`.
+pub const CREDENTIALS: [(&str, &str, &str); 5] = [
+    (
+        "claude",
+        ".claude/.credentials.json",
+        "claude/credentials.json",
+    ),
+    ("codex", ".codex/auth.json", "codex/auth.json"),
+    (
+        "opencode",
+        ".local/share/opencode/auth.json",
+        "opencode/auth.json",
+    ),
+    (
+        "gemini",
+        ".gemini/oauth_creds.json",
+        "gemini/oauth_creds.json",
+    ),
+    ("qwen", ".qwen/oauth_creds.json", "qwen/oauth_creds.json"),
+];
+
+pub fn inode(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path).unwrap().ino()
+}
+
+/// A Claude credential expiring `expires_ms`, marked with `tag`.
+pub fn claude_credential(tag: &str, expires_ms: i64) -> String {
+    format!(
+        r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-{tag}","refreshToken":"sk-ant-ort01-{tag}","expiresAt":{expires_ms}}}}}"#
+    )
+}
+
+/// `mkfifo path`.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Edit the auth dir's manifest as JSON.
+pub fn edit_manifest(auth: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = auth.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+}
+
+/// A browser extension's directory at `dir`: a `manifest.json` that is not
+/// caw's, `background.js` and `icons/48.png`.
+pub fn write_browser_extension(dir: &Path) {
+    std::fs::create_dir_all(dir.join("icons")).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"{"manifest_version": 3, "name": "Tab Tidy", "version": "2.1",
+            "background": {"service_worker": "background.js"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("background.js"),
+        "chrome.tabs.query({}, () => {});",
+    )
+    .unwrap();
+    std::fs::write(dir.join("icons/48.png"), [0x89, b'P', b'N', b'G']).unwrap();
 }

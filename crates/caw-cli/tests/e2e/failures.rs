@@ -7,9 +7,9 @@ use crate::util::{ms_from_now, stderr, stdout, tree_state, TestEnv};
 
 crate::for_both_guards!(missing_credential_mounts_stop_setup);
 
-/// Only the auth dir is mounted (`-v A:/tmp/caw_auth`), not the host
-/// credentials: the container would sync refreshes into the auth dir's
-/// snapshots instead of the host files, so setup must refuse.
+/// Only the auth dir is mounted (`-v A:/tmp/caw_auth:ro`), not the
+/// credential channel: the container would use the auth dir's snapshots,
+/// which never reach the host, so setup must refuse.
 fn missing_credential_mounts_stop_setup(guard: Guard, test: &str) {
     let Some(session) = Session::new(guard, test) else {
         return;
@@ -17,7 +17,7 @@ fn missing_credential_mounts_stop_setup(guard: Guard, test: &str) {
     let home = tree_state(&session.env.home);
     let flags = vec![
         "-v".to_string(),
-        format!("{}:{MOUNT_POINT}:rw", session.env.auth.display()),
+        format!("{}:{MOUNT_POINT}:ro", session.env.auth.display()),
     ];
     assert_eq!(
         flags[..],

@@ -39,6 +39,28 @@ impl Guard {
 const HOST_UID: u32 = 4242;
 const HOST_GID: u32 = 4343;
 
+/// Who owns the host home and the auth dir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostUser {
+    /// `HOST_UID`: neither root nor the container's agent user.
+    Other,
+    /// The agent user's uid (1000), as on the usual Linux desktop where the
+    /// host user and the image's user are both the first user: the agent
+    /// then owns the host home and the auth dir, and only the read-only
+    /// mount keeps it from changing the auth dir.
+    Agent,
+}
+
+impl HostUser {
+    /// The owner's `(uid, gid)`.
+    fn ids(self) -> (u32, u32) {
+        match self {
+            HostUser::Other => (HOST_UID, HOST_GID),
+            HostUser::Agent => (crate::image::UID, crate::image::UID),
+        }
+    }
+}
+
 /// The credentials under test and how each agent rewrites its own.
 #[derive(Clone, Copy, Debug)]
 pub struct Cred {
@@ -147,24 +169,41 @@ pub struct Session {
     pub image: &'static str,
     /// The auth dir's paths right after setup: the container must add none.
     auth_paths: Vec<PathBuf>,
-    /// The tests run as root, and the host home belongs to `HOST_UID`.
+    /// The tests run as root, and the host home belongs to `host_user`.
     as_root: bool,
+    host_user: HostUser,
 }
 
 impl Session {
     /// A logged-in host home and its auth dir, or `None` when Docker tests
     /// are skipped on this machine.
     pub fn new(guard: Guard, test: &str) -> Option<Session> {
+        Session::new_owned_by(guard, test, HostUser::Other)
+    }
+
+    /// [`Session::new`] with the host home and the auth dir owned by `host_user`.
+    pub fn new_owned_by(guard: Guard, test: &str, host_user: HostUser) -> Option<Session> {
         let image = image_or_skip(test)?;
         let env = TestEnv::empty();
         env.claude(ms_from_now(3 * 3600));
         env.codex(jiff::Timestamp::now().as_second() + 2 * 86400);
         env.gemini(ms_from_now(17 * 60));
         // The temp dir was made by this process, so it has our uid.
-        let as_root = std::fs::metadata(env.dir.path()).unwrap().uid() == 0;
+        let own_uid = std::fs::metadata(env.dir.path()).unwrap().uid();
+        let as_root = own_uid == 0;
+        let (uid, gid) = host_user.ids();
         if as_root {
             // The whole temp dir, so the host user can reach its files.
-            chown_tree(env.dir.path(), HOST_UID, HOST_GID);
+            chown_tree(env.dir.path(), uid, gid);
+        } else if host_user == HostUser::Agent && own_uid != uid {
+            let why =
+                format!("{test} needs root (or uid {uid}) to give the host home to uid {uid}");
+            assert!(
+                !crate::util::ci(),
+                "`CI` is set, so it may not be skipped: {why}"
+            );
+            crate::prereqs::say(&format!("skipped: {why}"));
+            return None;
         }
         let session = Session {
             env,
@@ -172,6 +211,7 @@ impl Session {
             image,
             auth_paths: Vec::new(),
             as_root,
+            host_user,
         };
         Some(session.setup())
     }
@@ -193,6 +233,11 @@ impl Session {
             self.guard,
             stderr(&out)
         );
+        if self.as_root && self.host_user == HostUser::Agent {
+            // As if the host user had run setup: the auth dir is theirs too.
+            let (uid, gid) = self.host_user.ids();
+            chown_tree(&self.env.auth, uid, gid);
+        }
         self.auth_paths = tree_state(&self.env.auth).into_keys().collect();
         self
     }
@@ -282,7 +327,8 @@ impl Session {
         cat.arg(&path);
         if self.as_root {
             // std drops root's supplementary groups when it changes the uid.
-            cat.uid(HOST_UID).gid(HOST_GID);
+            let (uid, gid) = self.host_user.ids();
+            cat.uid(uid).gid(gid);
         }
         let out = cat.output().unwrap();
         assert!(

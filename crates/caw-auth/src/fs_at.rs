@@ -1,6 +1,7 @@
 //! Directory-relative file operations that never follow a symlink, over
-//! `nix`: the only file-system calls the sync engine makes below a root it
-//! does not trust (the agent's home, the live directory).
+//! `nix`: how caw touches anything below a directory it does not trust (the
+//! agent's home, the live directory that containers write). Setup's writes
+//! into `live/` and every write of the sync engine go through here.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -10,7 +11,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use caw_auth::credential::MAX_CREDENTIAL_BYTES;
+use crate::credential::MAX_CREDENTIAL_BYTES;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode, SFlag};
@@ -131,6 +132,15 @@ pub fn read_capped(file: File) -> io::Result<Vec<u8>> {
     file.take(MAX_CREDENTIAL_BYTES + 1)
         .read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Remove the non-directory entry `name` inside `dir` (never following it).
+pub fn remove_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    Ok(nix::unistd::unlinkat(
+        dir,
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    )?)
 }
 
 /// A temp file caw created next to a target, removed on drop unless renamed.
