@@ -31,6 +31,8 @@ mod _caw {
     }
 
     /// Write a new auth dir; returns its absolute path.
+    // One argument per Python keyword: the signature is the API.
+    #[allow(clippy::too_many_arguments)]
     #[pyfunction]
     #[pyo3(signature = (*, agents, source_home=None, auth_dir=None, container_home=None, mount_point=None, mode=None, trust=Vec::new()))]
     fn setup(
