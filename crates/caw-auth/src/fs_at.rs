@@ -94,6 +94,13 @@ fn kind_of(mode: u32, nlink: u64) -> Kind {
     }
 }
 
+/// Whether `name` inside `dir` is a directory (not following a link).
+pub fn is_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
+    fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
+    })
+}
+
 /// Read `name` inside `dir` if it is a plain file, never through a link and
 /// never blocking (a FIFO is `Other`). At most one byte more than the
 /// credential cap is read.
@@ -205,6 +212,45 @@ impl<'d> TempAt<'d> {
         nix::fcntl::renameat(self.dir, self.name.as_os_str(), self.dir, target)?;
         self.done = true;
         Ok(())
+    }
+
+    /// Rename the temp file to `target` only if nothing is there
+    /// (`RENAME_NOREPLACE`): `AlreadyExists` when something is, and
+    /// `Unsupported` where the file system cannot tell atomically.
+    pub fn commit_new(&mut self, target: &OsStr) -> io::Result<()> {
+        let flags = nix::fcntl::RenameFlags::RENAME_NOREPLACE;
+        match nix::fcntl::renameat2(self.dir, self.name.as_os_str(), self.dir, target, flags) {
+            Ok(()) => {
+                self.done = true;
+                Ok(())
+            }
+            Err(e) => Err(unsupported_or(e)),
+        }
+    }
+
+    /// Swap the temp file with `target` in one step (`RENAME_EXCHANGE`):
+    /// afterwards `target` holds the new bytes and the temp file's name
+    /// holds whatever was at `target` an instant before, to be checked (and
+    /// removed on drop). `Unsupported` where the file system cannot.
+    pub fn exchange(&mut self, target: &OsStr) -> io::Result<()> {
+        let flags = nix::fcntl::RenameFlags::RENAME_EXCHANGE;
+        nix::fcntl::renameat2(self.dir, self.name.as_os_str(), self.dir, target, flags)
+            .map_err(unsupported_or)
+    }
+
+    /// The temp file's name in its directory.
+    pub fn name(&self) -> &OsStr {
+        &self.name
+    }
+}
+
+/// `EINVAL`/`ENOSYS`/`EOPNOTSUPP` from `renameat2` flags mean "not here".
+fn unsupported_or(e: Errno) -> io::Error {
+    match e {
+        Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP => {
+            io::Error::new(io::ErrorKind::Unsupported, e.desc())
+        }
+        e => e.into(),
     }
 }
 

@@ -105,8 +105,20 @@ fn gone(auth_dir: &Path) -> bool {
     !auth_dir.exists()
 }
 
+/// Whether the auth dir's manifest is missing, and still is a moment later
+/// (setup swaps whole directories, so a manifest never goes away otherwise).
+fn manifest_gone(auth_dir: &Path) -> bool {
+    let manifest = auth_dir.join(caw_auth::manifest::MANIFEST_FILE);
+    if manifest.exists() {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    !manifest.exists()
+}
+
 const LOCK_OPENED: u32 = 1;
 const PARENT_CHANGED: u32 = 2;
+const ENTRY_REMOVED: u32 = 3;
 
 /// Run the host sync for `opts.auth_dir` until it is stopped, removed, or idle.
 pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
@@ -127,6 +139,13 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
             W::IN_CREATE | W::IN_DELETE | W::IN_MOVED_FROM | W::IN_MOVED_TO | W::IN_ONLYDIR;
         engine.watch_extra(parent, changes, PARENT_CHANGED)?;
     }
+    // A teardown that races with us (`rm -rf`) deletes the manifest before the
+    // directory itself can go: that is as good as gone.
+    engine.watch_extra(
+        auth_dir,
+        W::IN_DELETE | W::IN_MOVED_FROM | W::IN_ONLYDIR,
+        ENTRY_REMOVED,
+    )?;
     let mut state = SyncState {
         pid: std::process::id(),
         started_at: jiff::Timestamp::now(),
@@ -155,6 +174,12 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
             }
             // Someone looked for the sync (`docker-flags`, `status`): a container may follow.
             Wake::Extra(LOCK_OPENED) => idle_since = Instant::now(),
+            Wake::Extra(ENTRY_REMOVED) => {
+                if manifest_gone(auth_dir) {
+                    exit = Some(Exit::AuthDirGone);
+                    return ControlFlow::Break(());
+                }
+            }
             Wake::Extra(_) => {
                 let now = identity(auth_dir);
                 if now != current {

@@ -40,6 +40,16 @@ pub fn jwt(exp: i64) -> String {
     )
 }
 
+/// A host sync that a test started (`docker-flags` without `CAW_NO_SYNC`)
+/// is stopped before the temp dir goes, whatever happened in the test: a
+/// sync that saw its auth dir removed under it would otherwise restore files
+/// into it while it is being removed.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = caw_auth::host_sync::stop(&self.auth);
+    }
+}
+
 impl TestEnv {
     /// An empty home and no auth dir yet.
     pub fn empty() -> TestEnv {

@@ -30,24 +30,26 @@ fn missing_credential_mounts_stop_setup(guard: Guard, test: &str) {
         !out.status.success(),
         "setup-container.sh succeeded without the credential mounts:\n{output}"
     );
+    // Live mode (the default): `/tmp/caw_auth/live` is the credential mount.
     assert!(
-        output.contains("credential mount") && output.contains("caw auth docker-flags"),
-        "no hint about the missing credential mount and `caw auth docker-flags`:\n{output}"
+        output.contains("live credentials are missing") && output.contains("caw auth docker-flags"),
+        "no hint about the missing live mount and `caw auth docker-flags`:\n{output}"
     );
     assert_eq!(home, tree_state(&session.env.home));
     session.teardown();
 }
 
-/// docker would create a root-owned directory where the credential was:
-/// `docker-flags` refuses, so `docker run $(caw auth docker-flags)` never
-/// gets a mount for it. Needs no Docker engine.
+/// Bind mode: docker would create a root-owned directory where the
+/// credential was: `docker-flags` refuses, so `docker run $(caw auth
+/// docker-flags)` never gets a mount for it. Needs no Docker engine.
 #[test]
 fn a_deleted_host_credential_is_refused_before_docker_runs() {
     let env = TestEnv::empty();
     env.claude(ms_from_now(3600));
     env.codex(jiff::Timestamp::now().as_second() + 3600);
     env.gemini(ms_from_now(3600));
-    env.setup();
+    let out = env.auth(&["setup", "--mode", "bind"]);
+    assert!(out.status.success(), "setup: {}", stderr(&out));
     let gone = env.home.join(".codex/auth.json");
     std::fs::remove_file(&gone).unwrap();
     let home = tree_state(&env.home);

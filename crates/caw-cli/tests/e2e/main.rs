@@ -43,6 +43,7 @@ pub(crate) use for_both_guards;
 mod container;
 mod failures;
 mod image;
+mod live;
 mod prereqs;
 mod security;
 mod session;

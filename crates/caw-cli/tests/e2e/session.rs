@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use caw_auth::AuthMode;
+
 use crate::container::{text, Container};
 use crate::image::{HOME, MOUNT_POINT};
 use crate::prereqs::{image_or_skip, static_caw};
@@ -71,10 +73,15 @@ pub struct Cred {
     pub rename: bool,
 }
 
-pub const CREDS: [Cred; 3] = [
+pub const CREDS: [Cred; 4] = [
     Cred {
         agent: "claude",
         path: ".claude/.credentials.json",
+        rename: true,
+    },
+    Cred {
+        agent: "qwen",
+        path: ".qwen/oauth_creds.json",
         rename: true,
     },
     Cred {
@@ -110,9 +117,18 @@ impl Cred {
             "gemini" => format!(
                 r#"{{"access_token":"ya29.{tag}","refresh_token":"1//{tag}","token_type":"Bearer","expiry_date":{ms}}}"#
             ),
+            "qwen" => format!(
+                r#"{{"access_token":"qwen-{tag}","refresh_token":"qwen-r-{tag}","token_type":"Bearer","resource_url":"portal.qwen.ai","expiry_date":{ms}}}"#
+            ),
             other => unreachable!("no refresh for {other}"),
         };
         text.into_bytes()
+    }
+
+    /// Whether `guard` keeps this credential in sync: the shell guard only
+    /// syncs what it can judge (claude, qwen) and leaves the others alone.
+    pub fn synced_by(&self, guard: Guard) -> bool {
+        guard == Guard::Rust || matches!(self.agent, "claude" | "qwen")
     }
 
     /// The agent's copy inside the container.
@@ -142,6 +158,14 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// What a write must keep in `mode`: the owner and mode always, and in
+    /// bind mode the inode too (a bind-mounted file is written in place;
+    /// in live mode the host sync replaces it by rename).
+    pub fn kept(&self, mode: AuthMode) -> (u32, u32, u32, Option<u64>) {
+        let ino = (mode == AuthMode::Bind).then_some(self.ino);
+        (self.uid, self.gid, self.mode, ino)
+    }
+
     pub fn of(path: &Path) -> Identity {
         let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Identity {
@@ -166,6 +190,8 @@ pub struct ManagedFile {
 pub struct Session {
     pub env: TestEnv,
     pub guard: Guard,
+    /// How credentials reach the containers.
+    pub mode: AuthMode,
     pub image: &'static str,
     /// The auth dir's paths right after setup: the container must add none.
     auth_paths: Vec<PathBuf>,
@@ -181,13 +207,23 @@ impl Session {
         Session::new_owned_by(guard, test, HostUser::Other)
     }
 
+    /// [`Session::new`] in bind mode (`caw auth setup --mode bind`).
+    pub fn bind(guard: Guard, test: &str) -> Option<Session> {
+        Session::with(guard, test, HostUser::Other, AuthMode::Bind)
+    }
+
     /// [`Session::new`] with the host home and the auth dir owned by `host_user`.
     pub fn new_owned_by(guard: Guard, test: &str, host_user: HostUser) -> Option<Session> {
+        Session::with(guard, test, host_user, AuthMode::Live)
+    }
+
+    fn with(guard: Guard, test: &str, host_user: HostUser, mode: AuthMode) -> Option<Session> {
         let image = image_or_skip(test)?;
         let env = TestEnv::empty();
         env.claude(ms_from_now(3 * 3600));
         env.codex(jiff::Timestamp::now().as_second() + 2 * 86400);
         env.gemini(ms_from_now(17 * 60));
+        env.qwen(ms_from_now(5 * 3600));
         // The temp dir was made by this process, so it has our uid.
         let own_uid = std::fs::metadata(env.dir.path()).unwrap().uid();
         let as_root = own_uid == 0;
@@ -208,6 +244,7 @@ impl Session {
         let session = Session {
             env,
             guard,
+            mode,
             image,
             auth_paths: Vec::new(),
             as_root,
@@ -218,7 +255,7 @@ impl Session {
 
     fn setup(mut self) -> Session {
         let mut cmd = self.env.caw();
-        cmd.args(["auth", "setup", "--auth-dir"])
+        cmd.args(["auth", "setup", "--mode", self.mode.as_str(), "--auth-dir"])
             .arg(&self.env.auth);
         if self.guard == Guard::Rust {
             cmd.env("CAW_STATIC_BINARY", static_caw());
@@ -233,12 +270,12 @@ impl Session {
             self.guard,
             stderr(&out)
         );
-        if self.as_root && self.host_user == HostUser::Agent {
-            // As if the host user had run setup: the auth dir is theirs too.
+        if self.as_root {
+            // As if the host user had run setup: the auth dir is theirs.
             let (uid, gid) = self.host_user.ids();
             chown_tree(&self.env.auth, uid, gid);
         }
-        self.auth_paths = tree_state(&self.env.auth).into_keys().collect();
+        self.auth_paths = auth_paths(&self.env.auth);
         self
     }
 
@@ -248,8 +285,15 @@ impl Session {
 
     /// `caw auth docker-flags --format <format>` as `docker run` arguments:
     /// the `v` and `mount` forms split on white space, as `$(…)` does.
+    ///
+    /// In live mode this also starts the host sync, as for a user; teardown
+    /// (or the auth dir going away) stops it.
     pub fn flags(&self, format: &str) -> Vec<String> {
-        let out = self.env.auth(&["docker-flags", "--format", format]);
+        let mut cmd = self.env.caw();
+        cmd.env_remove("CAW_NO_SYNC")
+            .args(["auth", "docker-flags", "--format", format, "--auth-dir"])
+            .arg(&self.env.auth);
+        let out = cmd.output().unwrap();
         assert!(out.status.success(), "docker-flags: {}", stderr(&out));
         let text = stdout(&out);
         if format == "json" {
@@ -305,8 +349,35 @@ impl Session {
         files
     }
 
-    /// Write a host credential in place, as the host's agent (or a bind
-    /// mount's only visible kind of write) does.
+    /// Write a host credential as the host's agent does: Claude Code and
+    /// Qwen Code by a temp file renamed over it (in bind mode that cuts a
+    /// running container off, see `a_host_rename_is_reported`), the others
+    /// in place.
+    pub fn refresh_on_host(&self, cred: &Cred, bytes: &[u8]) {
+        if cred.rename {
+            self.write_on_host_by_rename(cred, bytes)
+        } else {
+            self.write_on_host(cred, bytes)
+        }
+    }
+
+    /// Replace a host credential like Claude Code: `<file>.tmp.<hex>`, then
+    /// a rename over it, owned by the host user with mode 0600.
+    pub fn write_on_host_by_rename(&self, cred: &Cred, bytes: &[u8]) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.host(cred.path);
+        let tmp = path.with_extension(format!("json.tmp.{:x}", std::process::id()));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if self.as_root {
+            let (uid, gid) = self.host_user.ids();
+            std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).unwrap();
+        }
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+
+    /// Write a host credential in place (codex and gemini do; in bind mode
+    /// the only kind of host write a container sees).
     pub fn write_on_host(&self, cred: &Cred, bytes: &[u8]) {
         use std::io::Write as _;
         let path = self.host(cred.path);
@@ -355,7 +426,7 @@ impl Session {
     /// auth dir and that `caw auth teardown` removes the auth dir and nothing
     /// else.
     pub fn teardown(self) {
-        let after: Vec<PathBuf> = tree_state(&self.env.auth).into_keys().collect();
+        let after = auth_paths(&self.env.auth);
         assert_eq!(
             after, self.auth_paths,
             "the container left files in (or removed files from) the auth dir"
@@ -370,6 +441,17 @@ impl Session {
             "teardown changed the host home"
         );
     }
+}
+
+/// The auth dir's paths, without the host sync's state and log (which it
+/// writes there while it runs).
+fn auth_paths(auth: &Path) -> Vec<PathBuf> {
+    tree_state(auth)
+        .into_keys()
+        .filter(|p| {
+            p.parent() != Some(auth) || !p.ends_with("sync.json") && !p.ends_with("sync.log")
+        })
+        .collect()
 }
 
 fn chown_tree(root: &Path, uid: u32, gid: u32) {
