@@ -107,12 +107,14 @@ def add_gemini(home: Path, expiry_date_ms: int | None = None) -> None:
 
 @pytest.fixture(autouse=True)
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty `HOME` under tmp_path, and no caw variables from the outside."""
+    """An empty `HOME` under tmp_path, no caw variables from the outside, and
+    no host sync started by `get_docker_flags` unless a test asks for one."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     for var in ("CAW_AUTH_DIR", "CAW_STATIC_BINARY"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CAW_NO_SYNC", "1")
     return home
 
 

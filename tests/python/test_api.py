@@ -26,6 +26,7 @@ def test_documented_signatures() -> None:
         ("container_home", None, kw),
         ("mount_point", None, kw),
         ("mode", None, kw),
+        ("trust", None, kw),
     ]
     assert params(auth.get_status) == [("agents", None, pk), ("auth_dir", None, pk)]
     assert params(auth.get_docker_flags) == [("auth_dir", None, pk)]

@@ -36,7 +36,8 @@ def test_example_on_a_given_home(home: Path) -> None:
     before = sorted(p.relative_to(home) for p in home.rglob("*"))
     proc = run("--home", str(home), "--agents", "claude", "codex", env_home=home)
     assert proc.returncode == 0, proc.stderr
-    assert f"-v {home}/.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw" in proc.stdout
+    # Live mode: the auth dir read-only, its live directory read-write.
+    assert ":/tmp/caw_auth:ro -v " in proc.stdout and "/live:/tmp/caw_auth/live:rw" in proc.stdout
     assert "gemini" not in proc.stdout
     assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
 

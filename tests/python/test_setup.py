@@ -252,3 +252,24 @@ def test_container_paths_docker_cannot_carry_are_refused(
         auth.setup(dest_dir=auth_dir, **{option: value})
     assert info.value.option == option
     assert not auth_dir.exists()
+
+
+def test_trust_marks_more_container_dirs_trusted(home: Path, auth_dir: Path) -> None:
+    auth.setup(["claude", "codex"], dest_dir=auth_dir, trust=["/workspace", "/srv/app/"])
+    claude = json.loads((auth_dir / "claude/config.json").read_text())
+    for d in ("/home/playground", "/workspace", "/srv/app"):
+        assert claude["projects"][d]["hasTrustDialogAccepted"] is True, d
+    codex = (auth_dir / "codex/config.toml").read_text()
+    for d in ("/home/playground", "/workspace", "/srv/app"):
+        assert f'[projects."{d}"]\ntrust_level = "trusted"' in codex, codex
+
+
+def test_trust_entries_are_checked(home: Path, auth_dir: Path) -> None:
+    with pytest.raises(TypeError, match="list of str"):
+        auth.setup(dest_dir=auth_dir, trust="/workspace")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be str"):
+        auth.setup(dest_dir=auth_dir, trust=[1])  # type: ignore[list-item]
+    with pytest.raises(auth.InvalidOptionError, match="trust") as exc:
+        auth.setup(dest_dir=auth_dir, trust=["relative/dir"])
+    assert isinstance(exc.value, ValueError)
+    assert not auth_dir.exists()

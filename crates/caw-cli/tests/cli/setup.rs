@@ -573,3 +573,32 @@ fn concurrent_live_re_setups_keep_the_live_directory() {
     assert_eq!(inode(&env.auth.join("live")), live_ino);
     assert_eq!(env.hidden_siblings(), Vec::<String>::new());
 }
+
+#[test]
+fn trust_marks_each_directory_trusted_for_claude_and_codex() {
+    let env = TestEnv::full();
+    let out = env.auth(&["setup", "--trust", "/workspace", "--trust", "/srv/app"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let claude: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("claude/config.json")).unwrap())
+            .unwrap();
+    let codex: toml_edit::DocumentMut = std::fs::read_to_string(env.auth.join("codex/config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    for dir in ["/home/playground", "/workspace", "/srv/app"] {
+        assert_eq!(
+            claude["projects"][dir]["hasTrustDialogAccepted"], true,
+            "{dir}"
+        );
+        assert_eq!(
+            codex["projects"][dir]["trust_level"].as_str(),
+            Some("trusted"),
+            "{dir}"
+        );
+    }
+    // A relative directory is a usage error naming the option.
+    let out = env.auth(&["setup", "--trust", "workspace"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--trust"), "{}", stderr(&out));
+}
