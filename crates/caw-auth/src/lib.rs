@@ -47,5 +47,7 @@ pub use hint::{Hint, OptionName, Spelling, Step};
 pub use manifest::{AuthMode, FileType, Manifest, ManifestFile, Mode, Strategy};
 pub use paths::default_auth_dir;
 pub use setup::{setup, SetupOptions, SetupReport};
-pub use status::{get_status, get_status_at, AuthFileStatus, Source};
+pub use status::{
+    get_status, get_status_at, status_report, AuthFileStatus, Newest, Source, StatusReport,
+};
 pub use teardown::{find_legacy_symlinks, teardown, TeardownOptions, TeardownOutcome};

@@ -4,7 +4,12 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::manifest::{FileType, Manifest, ManifestFile, Strategy};
+use std::os::fd::AsFd as _;
+
+use crate::auth_dir::LIVE_DIR;
+use crate::credential::Credential;
+use crate::host_sync::{self, SyncStatus};
+use crate::manifest::{AuthMode, FileType, Manifest, ManifestFile, Strategy};
 use crate::{agents, auth_dir, expiry, trusted, Error, Result};
 
 /// The largest credential `status` reads for its expiry.
@@ -62,6 +67,46 @@ pub struct AuthFileStatus {
     pub modified: Option<Timestamp>,
     /// When the token expires, if known.
     pub expires_at: Option<Timestamp>,
+    /// Live mode, credentials: which of the host file and its live copy
+    /// holds the newest login.
+    pub newest: Option<Newest>,
+}
+
+/// Which side of a credential holds the newest login (live mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Newest {
+    /// Both hold the same bytes.
+    Same,
+    /// The host file.
+    Host,
+    /// The live copy (a container refreshed; the sync carries it to the host).
+    Live,
+    /// They differ and their files do not tell which is newer.
+    Unknown,
+}
+
+impl std::fmt::Display for Newest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Newest::Same => "same",
+            Newest::Host => "host",
+            Newest::Live => "live",
+            Newest::Unknown => "unknown",
+        })
+    }
+}
+
+/// Everything `caw auth status` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    /// The auth dir, absolute.
+    pub auth_dir: PathBuf,
+    /// How credentials reach containers.
+    pub mode: AuthMode,
+    /// One row per managed file of the selected agents.
+    pub rows: Vec<AuthFileStatus>,
+    /// Live mode: whether the host sync runs, and what it last did.
+    pub sync: Option<SyncStatus>,
 }
 
 /// Status of every managed file, now. See [`get_status_at`].
@@ -80,6 +125,16 @@ pub fn get_status_at(
     auth_dir: Option<&Path>,
     now: Timestamp,
 ) -> Result<Vec<AuthFileStatus>> {
+    Ok(status_report(agents, auth_dir, now)?.rows)
+}
+
+/// [`get_status_at`], with the mode and, in live mode, the host sync's
+/// state and which side of each credential holds the newest login.
+pub fn status_report(
+    agents: &[String],
+    auth_dir: Option<&Path>,
+    now: Timestamp,
+) -> Result<StatusReport> {
     let auth_dir = auth_dir::resolve(auth_dir)?;
     let manifest = match Manifest::load(&auth_dir) {
         Ok(m) => m,
@@ -110,9 +165,61 @@ pub fn get_status_at(
                 .expect("every bind file is a trusted credential"),
             Strategy::Copy => auth_dir.join(&file.src),
         };
-        rows.push(row(agent, file, path, now));
+        let mut row = row(agent, file, path, now);
+        if manifest.mode == AuthMode::Live && file.strategy == Strategy::Bind {
+            row.newest = newest(agent, &row, &auth_dir.join(LIVE_DIR), &file.src, now);
+        }
+        rows.push(row);
     }
-    Ok(rows)
+    let sync = (manifest.mode == AuthMode::Live).then(|| host_sync::status(&auth_dir));
+    Ok(StatusReport {
+        auth_dir,
+        mode: manifest.mode,
+        rows,
+        sync,
+    })
+}
+
+/// Which of the host file (`row`) and `live/<src>` holds the newest login,
+/// judged as the sync judges them. The live copy is read like any input
+/// from a container: never through a link, never blocking, size-capped.
+fn newest(
+    agent: &str,
+    row: &AuthFileStatus,
+    live: &Path,
+    src: &str,
+    now: Timestamp,
+) -> Option<Newest> {
+    let agent = agents::by_name(agent)?;
+    let read_live = || -> Option<Vec<u8>> {
+        let (dir, name) = src.split_once('/')?;
+        let live = crate::fs_at::open_dir(live).ok()?;
+        let dir = crate::fs_at::open_subdir(live.as_fd(), std::ffi::OsStr::new(dir)).ok()?;
+        match crate::fs_at::read_at(dir.as_fd(), std::ffi::OsStr::new(name)).ok()? {
+            (crate::fs_at::Kind::File, bytes) => bytes,
+            _ => None,
+        }
+    };
+    let host = crate::fs::read_regular_following(row.source.path(), CREDENTIAL_MAX_BYTES).ok();
+    let live = read_live();
+    if host.is_some() && host == live {
+        return Some(Newest::Same);
+    }
+    let judge = |b: &Option<Vec<u8>>| b.as_deref().and_then(|b| Credential::parse(agent, b, now));
+    Some(match (judge(&host), judge(&live)) {
+        (Some(h), Some(l)) if h.usable != l.usable => {
+            if h.usable {
+                Newest::Host
+            } else {
+                Newest::Live
+            }
+        }
+        (Some(h), Some(l)) if l.freshness.is_fresher_than(&h.freshness) => Newest::Live,
+        (Some(h), Some(l)) if h.freshness.is_fresher_than(&l.freshness) => Newest::Host,
+        (Some(_), None) => Newest::Host,
+        (None, Some(_)) => Newest::Live,
+        _ => Newest::Unknown,
+    })
 }
 
 /// The status of one managed file whose authoritative copy is `path`.
@@ -148,6 +255,7 @@ fn row(agent: &str, file: &ManifestFile, path: PathBuf, now: Timestamp) -> AuthF
         source,
         modified,
         expires_at,
+        newest: None,
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use caw_auth::AuthFileStatus;
+use caw_auth::host_sync::SyncStatus;
+use caw_auth::manifest::AuthMode;
+use caw_auth::{AuthFileStatus, StatusReport};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -22,19 +24,27 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
-    let rows =
-        caw_auth::get_status_at(&args.agents.agents, args.auth_dir.auth_dir.as_deref(), now)?;
+    let report =
+        caw_auth::status_report(&args.agents.agents, args.auth_dir.auth_dir.as_deref(), now)?;
     if args.json {
-        let json: Vec<_> = rows.iter().map(row_json).collect();
+        let json: Vec<_> = report
+            .rows
+            .iter()
+            .map(|r| row_json(r, report.sync.as_ref()))
+            .collect();
         output::stdout(&format!("{}\n", serde_json::to_string_pretty(&json)?))?;
     } else {
-        output::stdout(&table(&rows, now))?;
+        let mut text = table(&report, now);
+        if let Some(sync) = &report.sync {
+            text.push_str(&sync_line(sync, now));
+        }
+        output::stdout(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn row_json(r: &AuthFileStatus) -> serde_json::Value {
-    json!({
+fn row_json(r: &AuthFileStatus, sync: Option<&SyncStatus>) -> serde_json::Value {
+    let mut row = json!({
         "agent": r.agent,
         "file": r.file,
         "type": r.file_type.to_string(),
@@ -45,24 +55,61 @@ fn row_json(r: &AuthFileStatus) -> serde_json::Value {
         "path": r.source.path(),
         "last_modified": r.modified.map(|t| t.to_string()),
         "expires_at": r.expires_at.map(|t| t.to_string()),
-    })
+    });
+    if let (Some(newest), Some(sync)) = (r.newest, sync) {
+        row["newest"] = newest.to_string().into();
+        row["sync"] = match sync {
+            SyncStatus::Running(state) => json!({
+                "running": true,
+                "pid": state.as_ref().map(|s| s.pid),
+                "started_at": state.as_ref().map(|s| s.started_at.to_string()),
+                "last_sync": state.as_ref().and_then(|s| s.last_sync).map(|t| t.to_string()),
+            }),
+            SyncStatus::Stopped => json!({"running": false}),
+        };
+    }
+    row
 }
 
-const HEADERS: [&str; 7] = [
-    "AGENT",
-    "FILE",
-    "TYPE",
-    "STRATEGY",
-    "SOURCE",
-    "LAST MODIFIED",
-    "TOKEN",
-];
+/// `sync: running (pid 12, last sync 3s ago)`, or how to start it.
+fn sync_line(sync: &SyncStatus, now: Timestamp) -> String {
+    let ago = |t: Timestamp| {
+        let secs = (now.as_second() - t.as_second()).max(0).unsigned_abs();
+        format!("{} ago", caw_auth::expiry::format_duration(secs))
+    };
+    match sync {
+        SyncStatus::Running(Some(state)) => format!(
+            "\nsync: running (pid {}, started {}, last sync {})\n",
+            state.pid,
+            ago(state.started_at),
+            state.last_sync.map_or_else(|| "none yet".to_string(), ago)
+        ),
+        SyncStatus::Running(None) => "\nsync: running\n".to_string(),
+        SyncStatus::Stopped => "\nsync: not running (`caw auth docker-flags` starts it; or run \
+             `caw auth sync`)\n"
+            .to_string(),
+    }
+}
 
-/// A plain aligned table; the agent is named on its first row only.
-fn table(rows: &[AuthFileStatus], now: Timestamp) -> String {
-    let mut cells: Vec<[String; 7]> = Vec::with_capacity(rows.len());
+/// A plain aligned table; the agent is named on its first row only. In
+/// live mode a NEWEST column says which side of a credential is newer.
+fn table(report: &StatusReport, now: Timestamp) -> String {
+    let live = report.mode == AuthMode::Live;
+    let mut headers = vec![
+        "AGENT",
+        "FILE",
+        "TYPE",
+        "STRATEGY",
+        "SOURCE",
+        "LAST MODIFIED",
+    ];
+    if live {
+        headers.push("NEWEST");
+    }
+    headers.push("TOKEN");
+    let mut cells: Vec<Vec<String>> = Vec::with_capacity(report.rows.len());
     let mut previous = "";
-    for r in rows {
+    for r in &report.rows {
         let agent = if r.agent == previous {
             String::new()
         } else {
@@ -76,17 +123,21 @@ fn table(rows: &[AuthFileStatus], now: Timestamp) -> String {
             }
             None => "-".into(),
         };
-        cells.push([
+        let mut row = vec![
             agent,
             r.file.clone(),
             r.file_type.to_string(),
             r.strategy.to_string(),
             r.source.to_string(),
             modified,
-            r.token_expiry.clone().unwrap_or_default(),
-        ]);
+        ];
+        if live {
+            row.push(r.newest.map_or_else(|| "-".to_string(), |n| n.to_string()));
+        }
+        row.push(r.token_expiry.clone().unwrap_or_default());
+        cells.push(row);
     }
-    let mut widths = HEADERS.map(str::len);
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
@@ -95,7 +146,7 @@ fn table(rows: &[AuthFileStatus], now: Timestamp) -> String {
     let mut out = String::new();
     let mut line = |fields: &[&str]| {
         let mut text = String::new();
-        for (i, (f, w)) in fields.iter().zip(widths).enumerate() {
+        for (i, (f, w)) in fields.iter().zip(&widths).enumerate() {
             if i + 1 == fields.len() {
                 text.push_str(f);
             } else {
@@ -105,9 +156,9 @@ fn table(rows: &[AuthFileStatus], now: Timestamp) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&HEADERS);
+    line(&headers);
     for row in &cells {
-        line(&row.each_ref().map(String::as_str));
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
 }

@@ -164,3 +164,66 @@ fn a_symlinked_host_credential_is_read_and_a_fifo_is_not() {
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["token_expiry"], serde_json::Value::Null);
 }
+
+/// Live mode: which side of each credential is newer, and the sync's state.
+#[test]
+fn live_mode_shows_the_newest_side_and_the_sync() {
+    let env = TestEnv::empty();
+    env.claude(ms_from_now(3600));
+    env.setup();
+    let live = env.auth.join("live/claude/credentials.json");
+    let newest = |out: &std::process::Output| {
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows[0]["newest"].as_str().unwrap().to_string()
+    };
+    assert_eq!(newest(&env.auth(&["status", "--json"])), "same");
+    // A container refreshed while no sync ran: live is ahead of the host.
+    let refreshed = format!(
+        r#"{{"claudeAiOauth":{{"accessToken":"a2","refreshToken":"r2","expiresAt":{}}}}}"#,
+        ms_from_now(7200)
+    );
+    std::fs::write(&live, &refreshed).unwrap();
+    assert_eq!(newest(&env.auth(&["status", "--json"])), "live");
+    // A logged-out live copy never counts as newer.
+    std::fs::write(
+        &live,
+        r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#,
+    )
+    .unwrap();
+    assert_eq!(newest(&env.auth(&["status", "--json"])), "host");
+    let out = env.auth(&["status"]);
+    assert!(
+        stdout(&out).contains("sync: not running"),
+        "{}",
+        stdout(&out)
+    );
+
+    // With the sync running: its pid, and it has made both sides equal.
+    let mut sync = std::process::Command::new(assert_cmd::cargo::cargo_bin("caw"))
+        .args(["auth", "sync", "--idle-exit", "0", "--auth-dir"])
+        .arg(&env.auth)
+        .env("HOME", &env.home)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let out = loop {
+        let out = env.auth(&["status"]);
+        if stdout(&out).contains(&format!("sync: running (pid {}", sync.id()))
+            && stdout(&out).contains(" same ")
+        {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", stdout(&out));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(stdout(&out).contains("last sync"), "{}", stdout(&out));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sync.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(
+        sync.wait().unwrap().success(),
+        "the sync does not stop cleanly on SIGTERM"
+    );
+}
