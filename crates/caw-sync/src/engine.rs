@@ -25,6 +25,14 @@ pub const QUIET: Duration = Duration::from_millis(1);
 /// A steady stream of writes is still looked at this often.
 pub const MAX_DELAY: Duration = Duration::from_millis(10);
 
+/// Events after which a write is complete: nothing more of it will come.
+const FINISHED: W = W::IN_MOVED_TO
+    .union(W::IN_CLOSE_WRITE)
+    .union(W::IN_DELETE)
+    .union(W::IN_MOVED_FROM)
+    .union(W::IN_DELETE_SELF)
+    .union(W::IN_MOVE_SELF);
+
 /// Why the caller's hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
@@ -46,6 +54,10 @@ pub struct Engine {
     /// Extra watch → the caller's id.
     extras: HashMap<WatchDescriptor, u32>,
     dirty: BTreeSet<usize>,
+    /// Whether a write that marked a pair dirty is known to be finished (a
+    /// rename into place, a close after writing, a removal): then there is
+    /// no burst left to wait for.
+    settled: bool,
     woken: BTreeSet<u32>,
     /// When a pair asked to be looked at again (a repair after quiet).
     wake: Vec<Option<Instant>>,
@@ -62,6 +74,7 @@ impl Engine {
             watches: HashMap::new(),
             extras: HashMap::new(),
             dirty: BTreeSet::new(),
+            settled: false,
             woken: BTreeSet::new(),
         };
         for i in 0..engine.pairs.len() {
@@ -125,7 +138,7 @@ impl Engine {
             }
             if events {
                 self.collect()?;
-                if !self.dirty.is_empty() && self.debounce(stop)? {
+                if !self.dirty.is_empty() && !self.settled && self.debounce(stop)? {
                     // Stopping: what changed is still synced first.
                     self.process(Instant::now());
                     return Ok(());
@@ -230,6 +243,7 @@ impl Engine {
                         if name.is_none() || ev.name.is_none() || ev.name == *name {
                             self.dirty.insert(*i);
                             self.pairs[*i].touched(now);
+                            self.settled |= ev.mask.intersects(FINISHED);
                         }
                     }
                 }
@@ -242,6 +256,7 @@ impl Engine {
     }
 
     fn process(&mut self, now: Instant) -> Vec<Outcome> {
+        self.settled = false;
         let mut outcomes = Vec::new();
         for i in std::mem::take(&mut self.dirty) {
             // Re-armed before reading, so a change after this look raises a new event.
