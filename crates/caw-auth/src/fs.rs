@@ -112,35 +112,12 @@ pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 /// Returns `Ok(false)` where the kernel or file system cannot do it, so the
 /// caller can fall back to two renames.
 pub fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt as _;
-        let ca = CString::new(a.as_os_str().as_bytes())?;
-        let cb = CString::new(b.as_os_str().as_bytes())?;
-        // SAFETY: both pointers are valid NUL-terminated strings for the call's duration.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                ca.as_ptr(),
-                libc::AT_FDCWD,
-                cb.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP) => Ok(false),
-            _ => Err(with_path(err, a)),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (a, b);
-        Ok(false)
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE) {
+        Ok(()) => Ok(true),
+        Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => Ok(false),
+        Err(e) => Err(with_path(e.into(), a)),
     }
 }
 

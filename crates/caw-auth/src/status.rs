@@ -140,21 +140,18 @@ pub fn status_report(
         Ok(m) => m,
         Err(e @ Error::NoManifest { .. }) => {
             // A misspelt agent is the more useful thing to report.
-            selection(agents, None)?;
+            selection(agents)?;
             return Err(e);
         }
         Err(e) => return Err(e),
     };
-    let wanted = selection(agents, Some(&manifest))?;
+    let wanted = selection(agents)?;
     // Host paths only from the registry: a manifest naming another file is refused.
     let credentials = trusted::credentials(&manifest, &auth_dir)?;
 
     let mut rows = Vec::new();
     for (agent, file) in manifest.files() {
-        if wanted
-            .as_ref()
-            .is_some_and(|w| !w.iter().any(|n| n == agent))
-        {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&agent)) {
             continue;
         }
         let path = match file.strategy {
@@ -259,24 +256,12 @@ fn row(agent: &str, file: &ManifestFile, path: PathBuf, now: Timestamp) -> AuthF
     }
 }
 
-fn selection(agents: &[String], manifest: Option<&Manifest>) -> Result<Option<Vec<String>>> {
-    let names: Vec<String> = agents
-        .iter()
-        .flat_map(|n| n.split(','))
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-        .collect();
-    if names.is_empty() || names.iter().any(|n| n == "all") {
-        return Ok(None);
-    }
-    for name in &names {
-        let listed = manifest.is_some_and(|m| m.agents.iter().any(|(n, _)| n == name));
-        if !listed && agents::by_name(name).is_none() {
-            return Err(Error::UnknownAgent {
-                name: name.clone(),
-                known: agents::known_names(),
-            });
-        }
-    }
-    Ok(Some(names))
+/// The selected agents' names (the one selection rule of
+/// [`agents::select`]); `None` when every agent is selected.
+fn selection(agents: &[String]) -> Result<Option<Vec<&'static str>>> {
+    let selected = agents::select(agents)?;
+    Ok(
+        (selected.len() < agents::REGISTRY.len())
+            .then(|| selected.iter().map(|a| a.name).collect()),
+    )
 }

@@ -133,6 +133,49 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
     };
     let manifest = load_live(auth_dir)?;
     let mut engine = Engine::new(host_pairs(&manifest, auth_dir))?;
+    watch_the_auth_dir(&mut engine, auth_dir)?;
+    let mut sync = HostSync {
+        opts,
+        state: SyncState {
+            pid: std::process::id(),
+            started_at: jiff::Timestamp::now(),
+            last_sync: None,
+        },
+        current: identity(auth_dir),
+        idle_since: Instant::now(),
+        exit: None,
+    };
+    host_sync::write_state(auth_dir, &sync.state)?;
+    engine.sync_all();
+    log::info!(
+        "{} watching {} credential(s) for `{}` (pid {})",
+        VOICE.prefix,
+        engine.pairs().len(),
+        auth_dir.display(),
+        sync.state.pid
+    );
+    engine.run(signals.as_fd(), Some(opts.check_every), |wake, engine| {
+        sync.on(wake, engine)
+    })?;
+    let exit = sync
+        .exit
+        .unwrap_or_else(|| Exit::Stopped(signals.pending().unwrap_or("a stop request")));
+    match &exit {
+        Exit::Idle => log::info!(
+            "{} no container attached for {} s; exiting (docker-flags starts it again)",
+            VOICE.prefix,
+            opts.idle_exit.unwrap_or_default().as_secs()
+        ),
+        Exit::AuthDirGone => log::info!("{} the auth dir was removed; exiting", VOICE.prefix),
+        Exit::Stopped(sig) => log::info!("{} stopped ({sig})", VOICE.prefix),
+        Exit::AlreadyRunning(_) => {}
+    }
+    Ok(exit)
+}
+
+/// What besides the credentials wakes the sync: the lock file being opened
+/// (someone looking for the sync), the auth dir being replaced or removed.
+fn watch_the_auth_dir(engine: &mut Engine, auth_dir: &Path) -> std::io::Result<()> {
     engine.watch_extra(&host_sync::lock_path(auth_dir), W::IN_OPEN, LOCK_OPENED)?;
     if let Some(parent) = auth_dir.parent() {
         let changes =
@@ -145,83 +188,83 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         auth_dir,
         W::IN_DELETE | W::IN_MOVED_FROM | W::IN_ONLYDIR,
         ENTRY_REMOVED,
-    )?;
-    let mut state = SyncState {
-        pid: std::process::id(),
-        started_at: jiff::Timestamp::now(),
-        last_sync: None,
-    };
-    host_sync::write_state(auth_dir, &state)?;
-    engine.sync_all();
-    log::info!(
-        "{} watching {} credential(s) for `{}` (pid {})",
-        VOICE.prefix,
-        engine.pairs().len(),
-        auth_dir.display(),
-        state.pid
-    );
+    )
+}
 
-    let mut current = identity(auth_dir);
-    let mut idle_since = Instant::now();
-    let mut exit = None;
-    engine.run(signals.as_fd(), Some(opts.check_every), |wake, engine| {
-        match wake {
+/// The host sync's own state between wake-ups.
+struct HostSync<'a> {
+    opts: &'a HostSyncOptions,
+    state: SyncState,
+    /// The auth dir's inode as last loaded.
+    current: Option<(u64, u64)>,
+    /// Since when no container has been seen.
+    idle_since: Instant,
+    exit: Option<Exit>,
+}
+
+impl HostSync<'_> {
+    fn on(&mut self, wake: Wake, engine: &mut Engine) -> ControlFlow<()> {
+        let auth_dir = &self.opts.auth_dir;
+        let exit = match wake {
             Wake::Synced => {
-                state.last_sync = Some(jiff::Timestamp::now());
-                if let Err(e) = host_sync::write_state(auth_dir, &state) {
+                self.state.last_sync = Some(jiff::Timestamp::now());
+                if let Err(e) = host_sync::write_state(auth_dir, &self.state) {
                     log::warn!("{} cannot record its state: {e}", VOICE.prefix);
                 }
+                None
             }
             // Someone looked for the sync (`docker-flags`, `status`): a container may follow.
-            Wake::Extra(LOCK_OPENED) => idle_since = Instant::now(),
-            Wake::Extra(ENTRY_REMOVED) => {
-                if manifest_gone(auth_dir) {
-                    exit = Some(Exit::AuthDirGone);
-                    return ControlFlow::Break(());
-                }
+            Wake::Extra(LOCK_OPENED) => {
+                self.idle_since = Instant::now();
+                None
             }
-            Wake::Extra(_) => {
-                let now = identity(auth_dir);
-                if now != current {
-                    current = now;
-                    match load_live(auth_dir) {
-                        Ok(manifest) => {
-                            log::info!("{} the auth dir was set up again; reloading", VOICE.prefix);
-                            engine.set_pairs(host_pairs(&manifest, auth_dir));
-                            engine.sync_all();
-                            let _ = host_sync::write_state(auth_dir, &state);
-                        }
-                        // Gone, and still gone a moment later (not a setup's two-rename swap).
-                        Err(Error::NoManifest { .. }) if now.is_none() && gone(auth_dir) => {
-                            exit = Some(Exit::AuthDirGone);
-                            return ControlFlow::Break(());
-                        }
-                        // Half-way through a setup's swap, or set up in bind mode.
-                        Err(e) => log::warn!("{} {e}", VOICE.prefix),
-                    }
-                }
+            Wake::Extra(ENTRY_REMOVED) => manifest_gone(auth_dir).then_some(Exit::AuthDirGone),
+            Wake::Extra(_) => self.reload_if_replaced(engine),
+            Wake::Tick if attached(auth_dir) => {
+                self.idle_since = Instant::now();
+                None
             }
-            Wake::Tick => {
-                if attached(auth_dir) {
-                    idle_since = Instant::now();
-                } else if opts.idle_exit.is_some_and(|d| idle_since.elapsed() >= d) {
-                    exit = Some(Exit::Idle);
-                    return ControlFlow::Break(());
-                }
+            Wake::Tick => self
+                .opts
+                .idle_exit
+                .is_some_and(|d| self.idle_since.elapsed() >= d)
+                .then_some(Exit::Idle),
+        };
+        match exit {
+            Some(exit) => {
+                self.exit = Some(exit);
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    }
+
+    /// After a change beside the auth dir: when `setup` swapped in a new
+    /// one, sync its credentials instead; when it is gone, exit.
+    fn reload_if_replaced(&mut self, engine: &mut Engine) -> Option<Exit> {
+        let auth_dir = &self.opts.auth_dir;
+        let now = identity(auth_dir);
+        if now == self.current {
+            return None;
+        }
+        self.current = now;
+        match load_live(auth_dir) {
+            Ok(manifest) => {
+                log::info!("{} the auth dir was set up again; reloading", VOICE.prefix);
+                engine.set_pairs(host_pairs(&manifest, auth_dir));
+                engine.sync_all();
+                let _ = host_sync::write_state(auth_dir, &self.state);
+                None
+            }
+            // Gone, and still gone a moment later (not a setup's two-rename swap).
+            Err(Error::NoManifest { .. }) if now.is_none() && gone(auth_dir) => {
+                Some(Exit::AuthDirGone)
+            }
+            // Half-way through a setup's swap, or set up in bind mode.
+            Err(e) => {
+                log::warn!("{} {e}", VOICE.prefix);
+                None
             }
         }
-        ControlFlow::Continue(())
-    })?;
-    let exit = exit.unwrap_or_else(|| Exit::Stopped(signals.pending().unwrap_or("a stop request")));
-    match &exit {
-        Exit::Idle => log::info!(
-            "{} no container attached for {} s; exiting (docker-flags starts it again)",
-            VOICE.prefix,
-            opts.idle_exit.unwrap_or_default().as_secs()
-        ),
-        Exit::AuthDirGone => log::info!("{} the auth dir was removed; exiting", VOICE.prefix),
-        Exit::Stopped(sig) => log::info!("{} stopped ({sig})", VOICE.prefix),
-        Exit::AlreadyRunning(_) => {}
     }
-    Ok(exit)
 }

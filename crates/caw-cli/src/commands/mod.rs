@@ -10,9 +10,16 @@ pub mod teardown;
 /// `--agents claude codex`, `-a claude -a codex` and `--agents claude,codex` all collect here.
 #[derive(clap::Args, Debug, Default)]
 pub struct AgentsArg {
-    /// Agents to include: claude, codex, opencode, gemini, qwen, or all (default).
-    #[arg(short, long = "agents", value_name = "NAME", num_args = 1.., value_delimiter = ',', action = clap::ArgAction::Append)]
+    #[arg(short, long = "agents", value_name = "NAME", num_args = 1.., value_delimiter = ',', action = clap::ArgAction::Append, help = agents_help())]
     pub agents: Vec<String>,
+}
+
+/// The `--agents` help, from the agent registry.
+fn agents_help() -> String {
+    format!(
+        "Agents to include: {}, or all (default)",
+        caw_auth::agents::known_list()
+    )
 }
 
 /// `--auth-dir`, defaulting to `$CAW_AUTH_DIR`, else `~/.caw/auth`.
