@@ -171,6 +171,9 @@ pub struct Manifest {
     pub created_at: String,
     /// The host home the files were read from (`H`).
     pub host_home: PathBuf,
+    /// Agents whose files live outside `H` on the host (Claude Code's
+    /// `CLAUDE_CONFIG_DIR` at setup time): the directory, absolute.
+    pub config_dirs: std::collections::BTreeMap<String, PathBuf>,
     /// The agent user's home in the container (`C`).
     pub container_home: String,
     /// Where the auth dir is mounted in the container (`M`).
@@ -185,6 +188,15 @@ impl Manifest {
         self.agents
             .iter()
             .flat_map(|(name, a)| a.files.iter().map(move |f| (name.as_str(), f)))
+    }
+
+    /// Where the file the registry names `rel` is on the host for `agent`:
+    /// below the agent's recorded config dir when it moves there, else below
+    /// the host home. Every host path caw uses is built here, from the
+    /// registry's names, never from a path the manifest spells out.
+    pub fn host_path(&self, agent: &crate::agents::Agent, rel: &str) -> PathBuf {
+        let dir = self.config_dirs.get(agent.name).map(PathBuf::as_path);
+        agent.host_path(&self.host_home, dir, rel)
     }
 
     /// The manifest as pretty JSON, in the v1 layout.
@@ -204,6 +216,14 @@ impl Manifest {
             "host_home".into(),
             self.host_home.to_string_lossy().into_owned().into(),
         );
+        if !self.config_dirs.is_empty() {
+            let dirs: Map<String, Value> = self
+                .config_dirs
+                .iter()
+                .map(|(agent, dir)| (agent.clone(), dir.to_string_lossy().into_owned().into()))
+                .collect();
+            root.insert("config_dirs".into(), Value::Object(dirs));
+        }
         root.insert("container_home".into(), self.container_home.clone().into());
         root.insert("mount_point".into(), self.mount_point.clone().into());
         root.insert("agents".into(), Value::Object(agents));
@@ -278,6 +298,28 @@ impl Manifest {
             check_absolute(value).map_err(|reason| bad(key, &reason))?;
         }
 
+        let mut config_dirs = std::collections::BTreeMap::new();
+        match root.get("config_dirs") {
+            None => {}
+            Some(Value::Object(dirs)) => {
+                for (agent, dir) in dirs {
+                    let at = format!("config_dirs.{agent}");
+                    let Some(dir) = dir.as_str() else {
+                        return Err(bad(&at, "must be a string"));
+                    };
+                    if crate::agents::by_name(agent)
+                        .and_then(|a| a.relocation)
+                        .is_none()
+                    {
+                        return Err(bad(&at, "names no agent whose files can move"));
+                    }
+                    check_absolute(dir).map_err(|reason| bad(&at, &reason))?;
+                    config_dirs.insert(agent.clone(), PathBuf::from(dir));
+                }
+            }
+            Some(_) => return Err(bad("config_dirs", "must be an object")),
+        }
+
         let agents_obj = match root.get("agents") {
             Some(Value::Object(o)) => o,
             Some(_) => return Err(bad("agents", "must be an object")),
@@ -307,6 +349,7 @@ impl Manifest {
             mode,
             created_at,
             host_home: PathBuf::from(host_home),
+            config_dirs,
             container_home,
             mount_point,
             agents,

@@ -1,5 +1,6 @@
 //! `caw auth setup`: collect, clean and write a new auth dir, all or nothing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::agents::{self, Agent, CleanContext};
@@ -120,7 +121,17 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     // Before looking at the home: a directory that is not an auth dir is
     // refused at once (and checked again just before it is replaced).
     auth_dir::check_replaceable(&target.auth_dir)?;
-    let (usable, skipped) = usable_agents(selected, &target.host_home)?;
+    // Where agents whose files an environment variable moves keep them now.
+    let config_dirs: BTreeMap<String, PathBuf> = selected
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a.name.to_string(),
+                paths::absolute(&a.config_dir_from_env()?).ok()?,
+            ))
+        })
+        .collect();
+    let (usable, skipped) = usable_agents(selected, &target.host_home, &config_dirs)?;
     let ctx = CleanContext {
         container_home: &target.container_home,
         trusted: &target.trust,
@@ -128,7 +139,12 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     let mut staged = Vec::new();
     let mut entries = Vec::new();
     for agent in usable {
-        let (entry, files) = collect_agent(agent, &target.host_home, &ctx)?;
+        let dir = config_dirs.get(agent.name).map(PathBuf::as_path);
+        let (entry, files) = collect_agent(
+            agent,
+            |rel| agent.host_path(&target.host_home, dir, rel),
+            &ctx,
+        )?;
         log::info!(
             "{}: {}",
             agent.name,
@@ -145,6 +161,10 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     let manifest = Manifest {
         mode: target.mode,
         created_at: jiff::Timestamp::now().to_string(),
+        config_dirs: config_dirs
+            .into_iter()
+            .filter(|(name, _)| entries.iter().any(|(n, _)| n == name))
+            .collect(),
         host_home: target.host_home,
         container_home: target.container_home,
         mount_point: target.mount_point,
@@ -167,21 +187,42 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
 fn usable_agents(
     selected: Vec<&'static Agent>,
     home: &Path,
+    config_dirs: &BTreeMap<String, PathBuf>,
 ) -> Result<(Vec<&'static Agent>, Vec<(String, Vec<String>)>)> {
     let mut usable = Vec::new();
     let mut skipped = Vec::new();
+    let mut warnings = Vec::new();
     for agent in selected {
-        let missing: Vec<String> = agent
-            .required
-            .iter()
-            .filter(|rel| !home.join(rel).is_file())
-            .map(|rel| rel.to_string())
-            .collect();
+        let missing = agent.missing(home, config_dirs.get(agent.name).map(PathBuf::as_path));
         if missing.is_empty() {
             usable.push(agent);
-        } else {
-            skipped.push((agent.name.to_string(), missing));
+            continue;
         }
+        // Relative to the home for the error, in full for the warning.
+        let show = |alternatives: &Vec<PathBuf>, full: bool| {
+            alternatives
+                .iter()
+                .map(|p| match (full, p.strip_prefix(home)) {
+                    (false, Ok(rel)) => rel.display().to_string(),
+                    (true, _) => format!("`{}`", p.display()),
+                    (false, Err(_)) => p.display().to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        warnings.push(format!(
+            "skipping {}: missing {}",
+            agent.name,
+            missing
+                .iter()
+                .map(|m| show(m, true))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        skipped.push((
+            agent.name.to_string(),
+            missing.iter().map(|m| show(m, false)).collect(),
+        ));
     }
     if usable.is_empty() {
         return Err(Error::NoUsableAgent {
@@ -189,15 +230,8 @@ fn usable_agents(
             missing: skipped,
         });
     }
-    for (agent, missing) in &skipped {
-        log::warn!(
-            "skipping {agent}: missing {}",
-            missing
-                .iter()
-                .map(|m| format!("`{}`", home.join(m).display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    for warning in warnings {
+        log::warn!("{warning}");
     }
     Ok((usable, skipped))
 }
@@ -227,16 +261,16 @@ fn container_path(option: OptionName, given: &Option<String>, default: &str) -> 
     Ok(value.to_string())
 }
 
-/// Read, validate and clean one agent's files.
+/// Read, validate and clean one agent's files, found on the host by `locate`.
 fn collect_agent(
     agent: &Agent,
-    home: &Path,
+    locate: impl Fn(&str) -> PathBuf,
     ctx: &CleanContext<'_>,
 ) -> Result<(AgentEntry, Vec<Staged>)> {
     let mut entry = AgentEntry::default();
     let mut staged = Vec::new();
 
-    let cred_path = home.join(agent.credential);
+    let cred_path = locate(agent.credential);
     let bytes = fs_err::read(&cred_path)?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidInput {
@@ -266,14 +300,10 @@ fn collect_agent(
     });
 
     for config in agent.configs {
-        let Some(candidate) = config
-            .candidates
-            .iter()
-            .find(|c| home.join(c.host).is_file())
-        else {
+        let Some(candidate) = config.candidates.iter().find(|c| locate(c.host).is_file()) else {
             continue;
         };
-        let path = home.join(candidate.host);
+        let path = locate(candidate.host);
         // Configs holding account data stay private in the container too.
         let mode = if config.private {
             Mode::Private

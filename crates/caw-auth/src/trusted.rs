@@ -61,7 +61,7 @@ pub fn credentials(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<TrustedCr
             }
             out.push(TrustedCredential {
                 agent,
-                host: manifest.host_home.join(agent.credential),
+                host: manifest.host_path(agent, agent.credential),
                 src: agent.credential_src,
             });
         }
@@ -101,10 +101,10 @@ pub fn host_files(manifest: &Manifest) -> Vec<PathBuf> {
         let Some(agent) = agents::by_name(name) else {
             continue;
         };
-        out.push(manifest.host_home.join(agent.credential));
+        out.push(manifest.host_path(agent, agent.credential));
         for config in agent.configs {
             for candidate in config.candidates {
-                out.push(manifest.host_home.join(candidate.host));
+                out.push(manifest.host_path(agent, candidate.host));
             }
         }
     }

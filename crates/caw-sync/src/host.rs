@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use caw_auth::host_sync::{self, SyncLock, SyncState, SyncStatus};
-use caw_auth::manifest::{AuthMode, Manifest, Strategy};
-use caw_auth::{agents, Error};
+use caw_auth::manifest::{AuthMode, Manifest};
+use caw_auth::{trusted, Error};
 use nix::sys::inotify::AddWatchFlags as W;
 
 use crate::side::{DirFile, End, HostFile};
@@ -56,20 +56,22 @@ pub enum Exit {
 }
 
 /// One pair per credential: the host file (by the agent registry's path
-/// under the recorded host home, never a path the manifest spells out) and
-/// its live copy.
-pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Vec<Pair> {
+/// under the recorded host home or config dir, never a path the manifest
+/// spells out: see [`caw_auth::trusted`]) and its live copy.
+pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Error> {
     let live = auth_dir.join(LIVE_DIR);
-    manifest
-        .files()
-        .filter(|(_, f)| f.strategy == Strategy::Bind)
-        .filter_map(|(name, _)| agents::by_name(name))
-        .map(|agent| {
-            let host = HostFile::new(manifest.host_home.join(agent.credential));
-            let copy = DirFile::new(&live, agent.credential_src, None, 0o600).durable();
-            Pair::new(agent, End::Host(host), End::Dir(copy), VOICE)
+    Ok(trusted::credentials(manifest, auth_dir)?
+        .into_iter()
+        .map(|c| {
+            let copy = DirFile::new(&live, c.src, None, 0o600).durable();
+            Pair::new(
+                c.agent,
+                End::Host(HostFile::new(c.host)),
+                End::Dir(copy),
+                VOICE,
+            )
         })
-        .collect()
+        .collect())
 }
 
 /// Whether a container's guard holds its shared lock on `live/`.
@@ -132,7 +134,7 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         return Ok(Exit::AlreadyRunning(pid));
     };
     let manifest = load_live(auth_dir)?;
-    let mut engine = Engine::new(host_pairs(&manifest, auth_dir))?;
+    let mut engine = Engine::new(host_pairs(&manifest, auth_dir)?)?;
     watch_the_auth_dir(&mut engine, auth_dir)?;
     let mut sync = HostSync {
         opts,
@@ -248,10 +250,10 @@ impl HostSync<'_> {
             return None;
         }
         self.current = now;
-        match load_live(auth_dir) {
-            Ok(manifest) => {
+        match load_live(auth_dir).and_then(|m| host_pairs(&m, auth_dir)) {
+            Ok(pairs) => {
                 log::info!("{} the auth dir was set up again; reloading", VOICE.prefix);
-                engine.set_pairs(host_pairs(&manifest, auth_dir));
+                engine.set_pairs(pairs);
                 engine.sync_all();
                 let _ = host_sync::write_state(auth_dir, &self.state);
                 None

@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     millis, non_empty, Agent, CleanContext, ConfigCandidate, ConfigFile, CredentialFacts,
-    ShellRules,
+    Relocation, ShellRules,
 };
 use crate::credential::Identity;
 
@@ -33,13 +33,31 @@ pub(super) static CLAUDE: Agent = Agent {
     name: "claude",
     credential: ".claude/.credentials.json",
     credential_src: "claude/credentials.json",
-    required: &[".claude.json", ".claude/.credentials.json"],
+    // `CLAUDE_CONFIG_DIR` moves the credential and the config (either
+    // spelling) into one directory.
+    relocation: Some(Relocation {
+        env: "CLAUDE_CONFIG_DIR",
+        files: &[
+            (".claude/.credentials.json", ".credentials.json"),
+            (".claude.json", ".claude.json"),
+            (".claude/.config.json", ".config.json"),
+        ],
+    }),
     configs: &[ConfigFile {
-        candidates: &[ConfigCandidate {
-            host: ".claude.json",
-            src: "claude/config.json",
-            target: ".claude.json",
-        }],
+        // Claude reads `~/.claude/.config.json` when `~/.claude.json` is missing.
+        candidates: &[
+            ConfigCandidate {
+                host: ".claude.json",
+                src: "claude/config.json",
+                target: ".claude.json",
+            },
+            ConfigCandidate {
+                host: ".claude/.config.json",
+                src: "claude/config.json",
+                target: ".claude.json",
+            },
+        ],
+        required: true,
         // The account's e-mail, organisation and user id: private.
         private: true,
     }],

@@ -12,13 +12,14 @@ pub(super) static CODEX: Agent = Agent {
     name: "codex",
     credential: ".codex/auth.json",
     credential_src: "codex/auth.json",
-    required: &[".codex/auth.json"],
+    relocation: None,
     configs: &[ConfigFile {
         candidates: &[ConfigCandidate {
             host: ".codex/config.toml",
             src: "codex/config.toml",
             target: ".codex/config.toml",
         }],
+        required: false,
         private: false,
     }],
     read_credential: read,

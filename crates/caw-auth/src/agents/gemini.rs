@@ -6,7 +6,7 @@ pub(super) static GEMINI: Agent = Agent {
     name: "gemini",
     credential: ".gemini/oauth_creds.json",
     credential_src: "gemini/oauth_creds.json",
-    required: &[".gemini/oauth_creds.json"],
+    relocation: None,
     configs: &[
         ConfigFile {
             candidates: &[ConfigCandidate {
@@ -14,6 +14,7 @@ pub(super) static GEMINI: Agent = Agent {
                 src: "gemini/settings.json",
                 target: ".gemini/settings.json",
             }],
+            required: false,
             private: false,
         },
         ConfigFile {
@@ -23,6 +24,7 @@ pub(super) static GEMINI: Agent = Agent {
                 src: "gemini/google_accounts.json",
                 target: ".gemini/google_accounts.json",
             }],
+            required: false,
             private: true,
         },
     ],

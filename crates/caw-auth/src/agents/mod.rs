@@ -48,6 +48,8 @@ impl CleanContext<'_> {
 pub struct ConfigFile {
     /// Spellings in order of preference; the first present on the host is used.
     pub candidates: &'static [ConfigCandidate],
+    /// Whether the agent cannot be set up without one of them.
+    pub required: bool,
     /// Whether it holds account data (email, organisation, user id), so that
     /// the container copy is private (`0600`) instead of `0644`.
     pub private: bool,
@@ -114,8 +116,8 @@ pub struct Agent {
     pub credential: &'static str,
     /// Where the credential lives in the auth dir, and in `live/`.
     pub credential_src: &'static str,
-    /// Files (relative to the host home) that must exist for the agent to be set up.
-    pub required: &'static [&'static str],
+    /// An environment variable that moves the agent's files on the host.
+    pub relocation: Option<Relocation>,
     /// Config files copied along with the credential, when present.
     pub configs: &'static [ConfigFile],
     /// Read a parsed credential (a JSON object).
@@ -126,7 +128,66 @@ pub struct Agent {
     pub shell: ShellRules,
 }
 
+/// An environment variable that moves an agent's files out of the home on
+/// the host (Claude Code's `CLAUDE_CONFIG_DIR`). The container keeps the
+/// default paths.
+#[derive(Debug, Clone, Copy)]
+pub struct Relocation {
+    /// The variable, naming a directory.
+    pub env: &'static str,
+    /// `(path relative to the home, name in that directory)` for each file that moves.
+    pub files: &'static [(&'static str, &'static str)],
+}
+
 impl Agent {
+    /// The directory `self.relocation`'s variable names now, if it is set.
+    pub fn config_dir_from_env(&self) -> Option<std::path::PathBuf> {
+        let relocation = self.relocation?;
+        std::env::var_os(relocation.env)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    }
+
+    /// Where a file the registry names `rel` (relative to the home) is on
+    /// the host: below `config_dir` when it is one of the files that moves
+    /// there, else below `home`.
+    pub fn host_path(
+        &self,
+        home: &std::path::Path,
+        config_dir: Option<&std::path::Path>,
+        rel: &str,
+    ) -> std::path::PathBuf {
+        let moved = config_dir.zip(self.relocation).and_then(|(dir, r)| {
+            r.files
+                .iter()
+                .find(|(from, _)| *from == rel)
+                .map(|(_, name)| dir.join(name))
+        });
+        moved.unwrap_or_else(|| home.join(rel))
+    }
+
+    /// What the host lacks for this agent to be set up: the credential, and
+    /// one of the spellings of each required config; each requirement as
+    /// its alternatives' host paths.
+    pub fn missing(
+        &self,
+        home: &std::path::Path,
+        config_dir: Option<&std::path::Path>,
+    ) -> Vec<Vec<std::path::PathBuf>> {
+        let locate = |rel: &str| self.host_path(home, config_dir, rel);
+        let mut missing = Vec::new();
+        if !locate(self.credential).is_file() {
+            missing.push(vec![locate(self.credential)]);
+        }
+        for config in self.configs.iter().filter(|c| c.required) {
+            let paths: Vec<_> = config.candidates.iter().map(|c| locate(c.host)).collect();
+            if !paths.iter().any(|p| p.is_file()) {
+                missing.push(paths);
+            }
+        }
+        missing
+    }
+
     /// Turn a host config into what the container gets.
     pub fn clean(
         &self,
@@ -255,6 +316,57 @@ pub(crate) fn non_empty<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_relocated_file_is_found_in_its_directory() {
+        let claude = by_name("claude").unwrap();
+        let home = std::path::Path::new("/home/me");
+        let dir = std::path::Path::new("/cfg");
+        assert_eq!(
+            claude.host_path(home, None, ".claude/.credentials.json"),
+            home.join(".claude/.credentials.json")
+        );
+        assert_eq!(
+            claude.host_path(home, Some(dir), ".claude/.credentials.json"),
+            dir.join(".credentials.json")
+        );
+        assert_eq!(
+            claude.host_path(home, Some(dir), ".claude.json"),
+            dir.join(".claude.json")
+        );
+        let codex = by_name("codex").unwrap();
+        assert_eq!(
+            codex.host_path(home, Some(dir), ".codex/auth.json"),
+            home.join(".codex/auth.json")
+        );
+    }
+
+    #[test]
+    fn claude_needs_its_credential_and_one_of_its_configs() {
+        let claude = by_name("claude").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        assert_eq!(
+            claude.missing(home, None),
+            [
+                vec![home.join(".claude/.credentials.json")],
+                vec![home.join(".claude.json"), home.join(".claude/.config.json")]
+            ]
+        );
+        std::fs::create_dir(home.join(".claude")).unwrap();
+        std::fs::write(home.join(".claude/.credentials.json"), "{}").unwrap();
+        std::fs::write(home.join(".claude/.config.json"), "{}").unwrap();
+        assert!(claude.missing(home, None).is_empty());
+        // With CLAUDE_CONFIG_DIR, both are looked for there, and named so.
+        let cfg = home.join("cfg");
+        assert_eq!(
+            claude.missing(home, Some(&cfg)),
+            [
+                vec![cfg.join(".credentials.json")],
+                vec![cfg.join(".claude.json"), cfg.join(".config.json")]
+            ]
+        );
+    }
+
     fn names(v: &[&Agent]) -> Vec<&'static str> {
         v.iter().map(|a| a.name).collect()
     }
@@ -297,11 +409,13 @@ mod tests {
                 .credential_src
                 .starts_with(&format!("{}/", agent.name)));
             assert!(crate::manifest::check_relative(agent.credential).is_ok());
-            assert!(agent.required.contains(&agent.credential));
             for cfg in agent.configs {
-                for c in cfg.candidates {
-                    assert!(srcs.insert(c.src), "{}", c.src);
-                    assert!(c.src.starts_with(&format!("{}/", agent.name)));
+                // Spellings of one config are alternatives: they may share a src.
+                let own: std::collections::HashSet<_> =
+                    cfg.candidates.iter().map(|c| c.src).collect();
+                for src in own {
+                    assert!(srcs.insert(src), "{src}");
+                    assert!(src.starts_with(&format!("{}/", agent.name)));
                 }
             }
         }

@@ -9,7 +9,7 @@ pub(super) static OPENCODE: Agent = Agent {
     name: "opencode",
     credential: ".local/share/opencode/auth.json",
     credential_src: "opencode/auth.json",
-    required: &[".local/share/opencode/auth.json"],
+    relocation: None,
     configs: &[ConfigFile {
         candidates: &[
             ConfigCandidate {
@@ -23,6 +23,7 @@ pub(super) static OPENCODE: Agent = Agent {
                 target: ".config/opencode/opencode.json",
             },
         ],
+        required: false,
         private: false,
     }],
     read_credential: read,

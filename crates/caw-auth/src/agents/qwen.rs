@@ -6,13 +6,14 @@ pub(super) static QWEN: Agent = Agent {
     name: "qwen",
     credential: ".qwen/oauth_creds.json",
     credential_src: "qwen/oauth_creds.json",
-    required: &[".qwen/oauth_creds.json"],
+    relocation: None,
     configs: &[ConfigFile {
         candidates: &[ConfigCandidate {
             host: ".qwen/settings.json",
             src: "qwen/settings.json",
             target: ".qwen/settings.json",
         }],
+        required: false,
         private: false,
     }],
     read_credential: oauth_creds::read,

@@ -5,5 +5,6 @@ mod docker_flags;
 mod robustness;
 mod setup;
 mod status;
+mod sync;
 mod teardown;
 mod util;

@@ -602,3 +602,92 @@ fn trust_marks_each_directory_trusted_for_claude_and_codex() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--trust"), "{}", stderr(&out));
 }
+
+/// `CLAUDE_CONFIG_DIR` moves both of Claude's files; setup follows it and
+/// records the directory, and every host path caw uses is built from it.
+#[test]
+fn claude_config_dir_is_followed_and_recorded() {
+    let env = TestEnv::empty();
+    env.claude(ms_from_now(3600));
+    let cfg = env.dir.path().join("claude-cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    std::fs::rename(
+        env.home.join(".claude/.credentials.json"),
+        cfg.join(".credentials.json"),
+    )
+    .unwrap();
+    std::fs::rename(env.home.join(".claude.json"), cfg.join(".claude.json")).unwrap();
+    let run = |args: &[&str]| {
+        let out = env
+            .caw()
+            .env("CLAUDE_CONFIG_DIR", &cfg)
+            .arg("auth")
+            .args(args)
+            .arg("--auth-dir")
+            .arg(&env.auth)
+            .output()
+            .unwrap();
+        assert_no_secrets(&out);
+        out
+    };
+    let out = run(&["setup", "--agents", "claude", "--mode", "bind"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["config_dirs"]["claude"], cfg.display().to_string());
+    assert_eq!(
+        std::fs::read(env.auth.join("claude/credentials.json")).unwrap(),
+        std::fs::read(cfg.join(".credentials.json")).unwrap()
+    );
+    // The manifest, not the environment, decides from now on.
+    let out = env.auth(&["docker-flags"]);
+    let flag = format!(
+        "-v {}:/tmp/caw_auth/claude/credentials.json:rw",
+        cfg.join(".credentials.json").display()
+    );
+    assert!(stdout(&out).contains(&flag), "{}", stdout(&out));
+    let out = env.auth(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows[0]["path"],
+        cfg.join(".credentials.json").display().to_string()
+    );
+    assert!(rows[0]["token_expiry"]
+        .as_str()
+        .unwrap()
+        .starts_with("valid"));
+    // Without the directory's files, Claude is not set up, and says where it looked.
+    std::fs::remove_file(cfg.join(".claude.json")).unwrap();
+    let out = run(&["setup", "--agents", "claude"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("claude-cfg/.claude.json or"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Claude reads `~/.claude/.config.json` when `~/.claude.json` is missing.
+#[test]
+fn claude_dot_config_json_stands_in_for_claude_json() {
+    let env = TestEnv::empty();
+    env.claude(ms_from_now(3600));
+    std::fs::rename(
+        env.home.join(".claude.json"),
+        env.home.join(".claude/.config.json"),
+    )
+    .unwrap();
+    let out = env.auth(&["setup", "--agents", "claude"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap()).unwrap();
+    let config = &manifest["agents"]["claude"]["files"][1];
+    assert_eq!(config["host_original"], ".claude/.config.json");
+    assert_eq!(config["container_target"], ".claude.json");
+    assert_eq!(config["mode"], "0600");
+    let cleaned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.auth.join("claude/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cleaned["oauthAccount"]["emailAddress"], "dev@example.com");
+    assert!(!cleaned.to_string().contains("/home/dev/src"));
+}

@@ -1,0 +1,245 @@
+//! `caw auth sync`, the host sync, as a process: one per auth dir, started
+//! by `docker-flags`, stopped by SIGTERM, by teardown, or by its idle timer.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// `caw auth sync --auth-dir <auth> <extra…>` in the background.
+fn start(env: &TestEnv, extra: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("caw"))
+        .args(["auth", "sync", "--auth-dir"])
+        .arg(&env.auth)
+        .args(extra)
+        .env("HOME", &env.home)
+        .env_remove("CAW_AUTH_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn running(env: &TestEnv) -> bool {
+    matches!(
+        caw_auth::host_sync::status(&env.auth),
+        caw_auth::host_sync::SyncStatus::Running(_)
+    )
+}
+
+fn exit_of(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn claude_login(tag: &str, hours: i64) -> String {
+    format!(
+        r#"{{"claudeAiOauth":{{"accessToken":"a-{tag}","refreshToken":"r-{tag}","expiresAt":{}}}}}"#,
+        ms_from_now(hours * 3600)
+    )
+}
+
+#[test]
+fn one_sync_per_auth_dir_and_sigterm_ends_it_cleanly() {
+    let env = TestEnv::full();
+    env.setup();
+    let mut first = start(&env, &["--idle-exit", "0"]);
+    wait_until("the sync holds its lock", || running(&env));
+    let second = start(&env, &[]).wait_with_output().unwrap();
+    assert!(second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains(&format!(
+            "a sync already runs for `{}` (pid {})",
+            env.auth.display(),
+            first.id()
+        )),
+        "{said}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(exit_of(&mut first, Duration::from_secs(5)).success());
+    assert!(!running(&env));
+}
+
+#[test]
+fn a_container_refresh_in_live_reaches_the_host_file_by_rename() {
+    let env = TestEnv::full();
+    env.setup();
+    let host = env.home.join(".claude/.credentials.json");
+    let before = std::fs::metadata(&host).unwrap();
+    let mut sync = start(&env, &["--idle-exit", "0"]);
+    wait_until("the sync holds its lock", || running(&env));
+    let refreshed = claude_login("from-a-container", 9);
+    let live = env.auth.join("live/claude/credentials.json");
+    std::fs::write(live.with_extension("tmp"), &refreshed).unwrap();
+    std::fs::rename(live.with_extension("tmp"), &live).unwrap();
+    wait_until("the refresh reached the host", || {
+        std::fs::read_to_string(&host).unwrap() == refreshed
+    });
+    use std::os::unix::fs::MetadataExt as _;
+    let after = std::fs::metadata(&host).unwrap();
+    assert_eq!(
+        (after.mode(), after.uid(), after.gid()),
+        (before.mode(), before.uid(), before.gid())
+    );
+    assert_ne!(after.ino(), before.ino(), "written in place, not by rename");
+    let _ = sync.kill();
+    let _ = sync.wait();
+}
+
+#[test]
+fn the_sync_follows_claude_config_dir_from_the_manifest() {
+    let env = TestEnv::empty();
+    env.claude(ms_from_now(3600));
+    let cfg = env.dir.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    std::fs::rename(
+        env.home.join(".claude/.credentials.json"),
+        cfg.join(".credentials.json"),
+    )
+    .unwrap();
+    std::fs::rename(env.home.join(".claude.json"), cfg.join(".claude.json")).unwrap();
+    let out = env
+        .caw()
+        .env("CLAUDE_CONFIG_DIR", &cfg)
+        .args(["auth", "setup", "--auth-dir"])
+        .arg(&env.auth)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The sync runs without the variable: the manifest recorded the directory.
+    let mut sync = start(&env, &["--idle-exit", "0"]);
+    wait_until("the sync holds its lock", || running(&env));
+    let refreshed = claude_login("cfg", 9);
+    std::fs::write(env.auth.join("live/claude/credentials.json"), &refreshed).unwrap();
+    wait_until("the refresh reached $CLAUDE_CONFIG_DIR", || {
+        std::fs::read_to_string(cfg.join(".credentials.json")).unwrap() == refreshed
+    });
+    assert!(
+        !env.home.join(".claude/.credentials.json").exists(),
+        "wrote the default path"
+    );
+    let _ = sync.kill();
+    let _ = sync.wait();
+}
+
+#[test]
+fn it_exits_when_idle_and_when_the_auth_dir_is_torn_down() {
+    let env = TestEnv::full();
+    env.setup();
+    // No container attached, checked every second: idle after one.
+    let mut idle = start(&env, &["--idle-exit", "1", "--check-every", "1"]);
+    assert!(exit_of(&mut idle, Duration::from_secs(10)).success());
+    let mut sync = start(&env, &["--idle-exit", "0"]);
+    wait_until("the sync holds its lock", || running(&env));
+    let out = env.auth(&["teardown"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("stopped the host sync (pid {})", sync.id())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
+    assert!(
+        !caw_auth::host_sync::lock_path(&env.auth).exists(),
+        "the lock file was left beside the auth dir"
+    );
+    // Removed by hand instead: the sync notices and goes.
+    env.setup();
+    let mut sync = start(&env, &["--idle-exit", "0"]);
+    wait_until("the sync holds its lock", || running(&env));
+    std::fs::remove_dir_all(&env.auth).unwrap();
+    assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
+    assert!(
+        !Path::new(&env.auth).exists(),
+        "the sync wrote into the removed auth dir"
+    );
+}
+
+#[test]
+fn a_bind_mode_auth_dir_has_nothing_to_sync() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "bind"]).status.success());
+    let out = start(&env, &[]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("is set up in bind mode") && said.contains("hint:"),
+        "{said}"
+    );
+    // And docker-flags does not start one there.
+    let out = env
+        .caw()
+        .env_remove("CAW_NO_SYNC")
+        .args(["auth", "docker-flags", "--auth-dir"])
+        .arg(&env.auth)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!running(&env));
+}
+
+#[test]
+fn docker_flags_starts_the_sync_once_unless_told_not_to() {
+    let env = TestEnv::full();
+    env.setup();
+    let flags = |no_sync: Option<&str>| {
+        let mut cmd = env.caw();
+        cmd.env_remove("CAW_NO_SYNC");
+        if let Some(v) = no_sync {
+            cmd.env("CAW_NO_SYNC", v);
+        }
+        cmd.args(["auth", "docker-flags", "--auth-dir"])
+            .arg(&env.auth)
+            .output()
+            .unwrap()
+    };
+    assert!(flags(Some("1")).status.success());
+    assert!(!running(&env), "CAW_NO_SYNC=1 started a sync");
+    let out = env
+        .caw()
+        .env_remove("CAW_NO_SYNC")
+        .args(["auth", "docker-flags", "--no-sync", "--auth-dir"])
+        .arg(&env.auth)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!running(&env), "--no-sync started a sync");
+    let out = flags(None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("started the host sync (pid"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(running(&env));
+    let out = flags(None);
+    assert!(
+        !stderr(&out).contains("started the host sync"),
+        "a second sync: {}",
+        stderr(&out)
+    );
+    // TestEnv stops it when dropped.
+}
