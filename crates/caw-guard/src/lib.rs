@@ -31,6 +31,7 @@ pub mod guard;
 pub mod home;
 pub mod mount;
 pub mod setup;
+pub mod supervise;
 mod sys;
 pub mod user;
 

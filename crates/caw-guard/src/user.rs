@@ -144,7 +144,10 @@ play:x:1001:1001::/home/play:/bin/sh
         assert_eq!(u.shell, "/bin/sh");
         // A short entry (no shell field) is still a user, with no shell.
         let short = parse("x:x:5:6::/h\n", "x").unwrap();
-        assert_eq!((short.home, short.shell), (PathBuf::from("/h"), String::new()));
+        assert_eq!(
+            (short.home, short.shell),
+            (PathBuf::from("/h"), String::new())
+        );
     }
 
     #[test]
