@@ -43,6 +43,9 @@ enum AuthCommand {
     ContainerSetup(commands::container::SetupArgs),
     /// Container side: keep credential pairs in sync until stopped.
     Guard(commands::container::GuardArgs),
+    /// Container entrypoint (as root): set up the agent's home, supervise the
+    /// guard, run CMD as the agent user.
+    Exec(commands::exec::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
             AuthCommand::Teardown(args) => commands::teardown::run(args),
             AuthCommand::ContainerSetup(args) => commands::container::setup(args),
             AuthCommand::Guard(args) => commands::container::guard(args),
+            AuthCommand::Exec(args) => commands::exec::run(args),
         },
     };
     match result {

@@ -29,6 +29,7 @@ pub mod decide;
 mod error;
 pub mod guard;
 pub mod home;
+pub mod init;
 pub mod mount;
 pub mod setup;
 pub mod supervise;

@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod docker_flags;
+pub mod exec;
 pub mod setup;
 pub mod status;
 pub mod teardown;
