@@ -27,6 +27,9 @@ enum Command {
     /// Credential snapshots, docker flags and the container-side guard.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Run an image, unchanged, with the host's logins (`caw run --help`).
+    #[command(disable_help_flag = true)]
+    Run(commands::run::Args),
 }
 
 #[derive(Subcommand)]
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             AuthCommand::Guard(args) => commands::container::guard(args),
             AuthCommand::Exec(args) => commands::exec::run(args),
         },
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(code) => code,

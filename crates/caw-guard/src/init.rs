@@ -34,7 +34,7 @@ pub const GUARD_NAME: &str = "credential guard";
 /// What `caw auth exec` runs.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
-    /// `U`, the agent user (an `/etc/passwd` name).
+    /// `U`, the agent user: an `/etc/passwd` name, or a uid found there.
     pub user: String,
     /// `M`, where the auth dir is mounted.
     pub mount_point: PathBuf,
@@ -109,7 +109,7 @@ pub fn exec(
     // First: a `docker stop` that arrives during setup must wait, not vanish.
     let mut init = Init::new()?;
     let (program, args) = opts.command.split_first().ok_or(ExecError::NoCommand)?;
-    let user = user::lookup(&opts.user, Path::new(user::PASSWD))?;
+    let user = user::lookup_name_or_uid(&opts.user, Path::new(user::PASSWD))?;
     if !user.home.is_absolute() {
         return Err(ExecError::NoHome {
             user: user.name.clone(),

@@ -45,6 +45,23 @@ pub fn lookup(name: &str, passwd: &Path) -> Result<User> {
     })
 }
 
+/// Look up `name`, or when no entry has that name and it is a number, the
+/// first entry with that uid (an image's `USER 1000`).
+pub fn lookup_name_or_uid(name: &str, passwd: &Path) -> Result<User> {
+    let text = fs_err::read_to_string(passwd)?;
+    parse(&text, name)
+        .or_else(|| {
+            let uid: u32 = name.parse().ok()?;
+            text.lines()
+                .filter_map(|l| parse(&text, l.split(':').next()?))
+                .find(|u| u.uid == uid)
+        })
+        .ok_or_else(|| Error::UnknownUser {
+            user: name.to_string(),
+            passwd: passwd.to_path_buf(),
+        })
+}
+
 /// The first entry called `name` in passwd-format `text`.
 pub fn parse(text: &str, name: &str) -> Option<User> {
     text.lines()
@@ -171,6 +188,16 @@ agents2:x:1500:playground
         let dir = tempfile::tempdir().unwrap();
         let u = parse(PASSWD_TEXT, "sync").unwrap();
         assert_eq!(groups(&u, &dir.path().join("group")).unwrap(), vec![65534]);
+    }
+
+    #[test]
+    fn a_uid_finds_the_entry_when_no_name_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        std::fs::write(&path, PASSWD_TEXT).unwrap();
+        assert_eq!(lookup_name_or_uid("1001", &path).unwrap().name, "play");
+        assert_eq!(lookup_name_or_uid("play", &path).unwrap().uid, 1001);
+        assert!(lookup_name_or_uid("4242", &path).is_err());
     }
 
     #[test]

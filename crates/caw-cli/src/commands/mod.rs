@@ -3,6 +3,7 @@
 pub mod container;
 pub mod docker_flags;
 pub mod exec;
+pub mod run;
 pub mod setup;
 pub mod status;
 pub mod teardown;
