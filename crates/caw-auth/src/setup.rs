@@ -23,6 +23,11 @@ pub struct SetupOptions {
     pub container_home: Option<String>,
     /// Where the auth dir is mounted in the container; `None` means `/tmp/caw_auth`.
     pub mount_point: Option<String>,
+    /// A static Linux `caw` built into the running program (the CLI and
+    /// the Python extension embed one), bundled when neither
+    /// `bundle_binary`, `$CAW_STATIC_BINARY` nor a static running
+    /// executable gives one.
+    pub embedded_binary: Option<&'static [u8]>,
     /// A static Linux `caw` to bundle as `bin/caw`; `None` means
     /// `$CAW_STATIC_BINARY`, else the running executable when it is static.
     pub bundle_binary: Option<PathBuf>,
@@ -136,7 +141,7 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         agents: entries,
     };
     let binary = bundle_source(opts);
-    write_auth_dir(&auth_dir, &manifest, &staged, binary.as_deref())?;
+    write_auth_dir(&auth_dir, &manifest, &staged, binary.as_ref())?;
     log::info!("auth dir written to `{}`", auth_dir.display());
     Ok(SetupReport {
         auth_dir,
@@ -227,25 +232,34 @@ fn collect_agent(
     Ok((entry, staged))
 }
 
-/// The static binary to bundle, if any.
-fn bundle_source(opts: &SetupOptions) -> Option<PathBuf> {
+/// The static binary to bundle, if any: `bundle_binary`, else
+/// `$CAW_STATIC_BINARY`, else the running executable when it is static,
+/// else the embedded one.
+fn bundle_source(opts: &SetupOptions) -> Option<bundle::Binary<'static>> {
     let explicit = opts.bundle_binary.clone().or_else(|| {
         std::env::var_os(STATIC_BINARY_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
-    let candidate = explicit.clone().or_else(|| std::env::current_exe().ok())?;
-    if bundle::is_static_linux_executable(&candidate) {
-        Some(candidate)
-    } else {
-        if explicit.is_some() {
-            log::warn!(
-                "`{}` is not a static Linux executable; not bundled (the container will use the shell guard)",
-                candidate.display()
-            );
+    if let Some(path) = explicit {
+        if bundle::is_static_linux_executable(&path) {
+            return Some(bundle::Binary::Path(path));
         }
-        None
+        log::warn!(
+            "`{}` is not a static Linux executable; not bundled (the container will use the shell guard)",
+            path.display()
+        );
+        return None;
     }
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .filter(|exe| bundle::is_static_linux_executable(exe))
+    {
+        return Some(bundle::Binary::Path(exe));
+    }
+    opts.embedded_binary
+        .filter(|b| bundle::is_static_linux_bytes(b))
+        .map(bundle::Binary::Bytes)
 }
 
 /// Refuse to replace a directory that holds anything but a caw auth dir.
@@ -318,7 +332,7 @@ fn write_auth_dir(
     auth_dir: &Path,
     manifest: &Manifest,
     staged: &[Staged],
-    binary: Option<&Path>,
+    binary: Option<&bundle::Binary<'_>>,
 ) -> Result<()> {
     let exists = check_replaceable(auth_dir)?;
     let parent = auth_dir.parent().ok_or_else(|| Error::InvalidOption {
@@ -354,7 +368,7 @@ fn write_auth_dir(
     )?;
     if let Some(bin) = binary {
         fs::create_dir_all(&new.join("bin"), 0o755)?;
-        let bytes = fs_err::read(bin)?;
+        let bytes = bin.read()?;
         fs::write_new(&new.join(BUNDLED_BINARY), &bytes, 0o755)?;
     }
     // The manifest goes last: a directory with one is complete.

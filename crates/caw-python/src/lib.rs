@@ -47,6 +47,7 @@ mod _caw {
             auth_dir,
             container_home,
             mount_point,
+            embedded_binary: caw_bundle::binary(),
             ..caw_auth::SetupOptions::default()
         };
         let report = py

@@ -471,6 +471,7 @@ fn prepare(args: &[OsString]) -> Result<Command, Failure> {
         caw_auth::setup(&caw_auth::SetupOptions {
             agents: line.agents.clone(),
             auth_dir: Some(auth_dir.clone()),
+            embedded_binary: caw_bundle::binary(),
             ..Default::default()
         })
         .map_err(anyhow::Error::from)?;

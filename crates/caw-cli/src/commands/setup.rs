@@ -30,10 +30,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         container_home: Some(args.container_home),
         mount_point: Some(args.mount_point),
         bundle_binary: None,
+        embedded_binary: caw_bundle::binary(),
     })?;
     if !report.bundled_binary {
-        log::info!(
-            "no static caw bundled: containers will use the shell guard (see README, \"Static build\")"
+        log::warn!(
+            "no static caw bundled ({}): containers will use the slower shell guard, and \
+             `caw run` cannot run (see README, \"Static build\")",
+            caw_bundle::missing_reason()
+                .unwrap_or("the embedded one is not a static Linux executable")
         );
     }
     log::info!("next: docker run $(caw auth docker-flags) …");
