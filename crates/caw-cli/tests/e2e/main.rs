@@ -44,6 +44,7 @@ mod container;
 mod failures;
 mod image;
 mod prereqs;
+mod run;
 mod session;
 mod sync;
 #[path = "../cli/util.rs"]
