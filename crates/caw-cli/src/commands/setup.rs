@@ -35,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !report.bundled_binary {
         log::warn!(
             "no static caw bundled ({}): containers will use the slower shell guard, and \
-             `caw run` cannot run (see README, \"Static build\")",
+             `caw run` cannot run (see README, \"The container binary\")",
             caw_bundle::missing_reason()
                 .unwrap_or("the embedded one is not a static Linux executable")
         );
