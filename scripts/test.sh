@@ -2,8 +2,9 @@
 # Every check and test of the project, from a clean checkout on a fresh machine.
 # Installs what it needs (busybox-static for the container tests, a Python venv
 # with maturin and pytest), builds the static caw, and runs: fmt, clippy, the
-# Rust tests (unit, CLI, container-side bind-mount tests, Docker end-to-end),
-# the Python tests and the demo.
+# Rust tests (unit, CLI, container-side bind-mount tests, `caw auth exec` as
+# PID 1, the install paths, Docker end-to-end), the Python tests and the demo.
+# CAW_NO_BUNDLE must not be set: the tests check the embedded static caw.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,13 +20,18 @@ if ! command -v busybox >/dev/null 2>&1 && [ ! -x /bin/busybox ]; then
     fi
 fi
 
+if [ -n "${CAW_NO_BUNDLE:-}" ]; then
+    echo "error: unset CAW_NO_BUNDLE: the tests check the static caw every build embeds" >&2
+    exit 1
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "static caw for the container side"
+step "static caw for the container side (the one every build embeds)"
 CAW_E2E_STATIC_BIN=$(scripts/build-static.sh)
 export CAW_E2E_STATIC_BIN
 echo "$CAW_E2E_STATIC_BIN"
@@ -35,7 +41,9 @@ CAW_REFERENCE_BIN=$(scripts/reference-caw.sh)
 export CAW_REFERENCE_BIN
 
 step "Rust tests"
-cargo test --workspace --locked
+# Includes tests/install.rs: `cargo install` and `pip install .` into fresh
+# prefixes (cached under target/install-test), each giving a static bin/caw.
+CAW_TEST_INSTALL=1 cargo test --workspace --locked
 
 step "Python package and tests"
 scripts/test-python.sh

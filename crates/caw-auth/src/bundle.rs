@@ -1,7 +1,7 @@
 //! The container bundle `setup` writes next to the manifest: the setup script
 //! and, when available, a static `caw` the container can run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::agents::ShellRules;
 use crate::manifest::Manifest;
@@ -71,6 +71,35 @@ fn shell_rules() -> String {
     lines.join("\n")
 }
 
+/// Where the static `caw` that `setup` writes as `bin/caw` comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Binary<'a> {
+    /// A file (`CAW_STATIC_BINARY`, or the running executable).
+    Path(PathBuf),
+    /// Bytes embedded in the running program (the `caw-bundle` crate).
+    Bytes(&'a [u8]),
+}
+
+// By hand: the bytes are megabytes of machine code.
+impl std::fmt::Debug for Binary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Binary::Path(p) => f.debug_tuple("Path").field(p).finish(),
+            Binary::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+        }
+    }
+}
+
+impl Binary<'_> {
+    /// Its contents.
+    pub fn read(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        match self {
+            Binary::Path(p) => Ok(fs_err::read(p)?.into()),
+            Binary::Bytes(b) => Ok((*b).into()),
+        }
+    }
+}
+
 /// True when `path` is an x86-64 or aarch64 Linux ELF executable with no
 /// program interpreter, i.e. a static build that runs in a `FROM scratch` image.
 pub fn is_static_linux_executable(path: &Path) -> bool {
@@ -78,6 +107,11 @@ pub fn is_static_linux_executable(path: &Path) -> bool {
         return false;
     };
     elf_is_static(&bytes)
+}
+
+/// [`is_static_linux_executable`] for an executable's bytes.
+pub fn is_static_linux_bytes(bytes: &[u8]) -> bool {
+    elf_is_static(bytes)
 }
 
 fn elf_is_static(b: &[u8]) -> bool {

@@ -32,6 +32,11 @@ pub struct SetupOptions {
     /// Container directories to mark trusted for Claude and Codex, besides
     /// the container home (absolute, like the container home).
     pub trust: Vec<String>,
+    /// A static Linux `caw` built into the running program (the CLI and
+    /// the Python extension embed one), bundled when neither
+    /// `bundle_binary`, `$CAW_STATIC_BINARY` nor a static running
+    /// executable gives one.
+    pub embedded_binary: Option<&'static [u8]>,
     /// A static Linux `caw` to bundle as `bin/caw`; `None` means
     /// `$CAW_STATIC_BINARY`, else the running executable when it is static.
     pub bundle_binary: Option<PathBuf>,
@@ -171,7 +176,7 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         agents: entries,
     };
     let binary = bundle_source(opts);
-    write_auth_dir(&target.auth_dir, &manifest, &staged, binary.as_deref())?;
+    write_auth_dir(&target.auth_dir, &manifest, &staged, binary.as_ref())?;
     log::info!("auth dir written to `{}`", target.auth_dir.display());
     Ok(SetupReport {
         auth_dir: target.auth_dir,
@@ -333,25 +338,34 @@ fn collect_agent(
     Ok((entry, staged))
 }
 
-/// The static binary to bundle, if any.
-fn bundle_source(opts: &SetupOptions) -> Option<PathBuf> {
+/// The static binary to bundle, if any: `bundle_binary`, else
+/// `$CAW_STATIC_BINARY`, else the running executable when it is static,
+/// else the embedded one.
+fn bundle_source(opts: &SetupOptions) -> Option<bundle::Binary<'static>> {
     let explicit = opts.bundle_binary.clone().or_else(|| {
         std::env::var_os(STATIC_BINARY_ENV)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
-    let candidate = explicit.clone().or_else(|| std::env::current_exe().ok())?;
-    if bundle::is_static_linux_executable(&candidate) {
-        Some(candidate)
-    } else {
-        if explicit.is_some() {
-            log::warn!(
-                "`{}` is not a static Linux executable; not bundled (the container will use the shell guard)",
-                candidate.display()
-            );
+    if let Some(path) = explicit {
+        if bundle::is_static_linux_executable(&path) {
+            return Some(bundle::Binary::Path(path));
         }
-        None
+        log::warn!(
+            "`{}` is not a static Linux executable; not bundled (the container will use the shell guard)",
+            path.display()
+        );
+        return None;
     }
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .filter(|exe| bundle::is_static_linux_executable(exe))
+    {
+        return Some(bundle::Binary::Path(exe));
+    }
+    opts.embedded_binary
+        .filter(|b| bundle::is_static_linux_bytes(b))
+        .map(bundle::Binary::Bytes)
 }
 
 /// Put the complete tree `new` at `auth_dir`, leaving any previous auth dir at `new`.
@@ -428,7 +442,7 @@ fn build_tree(
     new: &Path,
     manifest: &Manifest,
     staged: &[Staged],
-    binary: Option<&Path>,
+    binary: Option<&bundle::Binary<'_>>,
     fresh_live: bool,
 ) -> Result<()> {
     for file in staged {
@@ -446,7 +460,7 @@ fn build_tree(
     )?;
     if let Some(bin) = binary {
         fs::create_dir_all(&new.join(auth_dir::BIN_DIR), 0o755)?;
-        let bytes = fs_err::read(bin)?;
+        let bytes = bin.read()?;
         fs::write_new(&new.join(BUNDLED_BINARY), &bytes, 0o755)?;
     }
     fs::write_new(
@@ -471,7 +485,7 @@ fn write_auth_dir(
     auth_dir: &Path,
     manifest: &Manifest,
     staged: &[Staged],
-    binary: Option<&Path>,
+    binary: Option<&bundle::Binary<'_>>,
 ) -> Result<()> {
     let parent = auth_dir.parent().ok_or_else(|| Error::InvalidOption {
         option: OptionName::AuthDir,

@@ -28,6 +28,9 @@ enum Command {
     /// Credential snapshots, docker flags and the container-side guard.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Run an image, unchanged, with the host's logins (`caw run --help`).
+    #[command(disable_help_flag = true)]
+    Run(commands::run::Args),
 }
 
 #[derive(Subcommand)]
@@ -46,6 +49,9 @@ enum AuthCommand {
     ContainerSetup(commands::container::SetupArgs),
     /// Container side: keep credential pairs in sync until stopped.
     Guard(commands::container::GuardArgs),
+    /// Container entrypoint (as root): set up the agent's home, supervise the
+    /// guard, run CMD as the agent user.
+    Exec(commands::exec::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,7 +79,9 @@ fn main() -> ExitCode {
             AuthCommand::Teardown(args) => commands::teardown::run(args),
             AuthCommand::ContainerSetup(args) => commands::container::setup(args),
             AuthCommand::Guard(args) => commands::container::guard(args),
+            AuthCommand::Exec(args) => commands::exec::run(args),
         },
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(code) => code,

@@ -251,7 +251,9 @@ impl Session {
             std::fs::create_dir_all(&bin).unwrap();
             std::fs::copy(env!("CARGO_BIN_EXE_caw"), bin.join("caw")).unwrap();
         } else {
-            assert!(!s.auth.join("bin/caw").exists());
+            // Every caw bundles a static bin/caw; an auth dir without one
+            // (an older caw's) is what makes the script fall back.
+            std::fs::remove_file(s.auth.join("bin/caw")).unwrap();
         }
         Some(s)
     }

@@ -13,8 +13,10 @@
 
 mod error;
 mod guard;
+pub mod init;
 mod mounts;
 pub mod setup;
+pub mod supervise;
 pub mod user;
 
 pub use error::{Error, Result};

@@ -64,6 +64,7 @@ mod _caw {
             mount_point,
             mode,
             trust,
+            embedded_binary: caw_bundle::binary(),
             ..caw_auth::SetupOptions::default()
         };
         let report = py

@@ -31,6 +31,16 @@ PIDFILE=${CAW_GUARD_PID_FILE:-/tmp/caw_credential_guard.pid}
 if [ -z "$guard_mode" ] && [ -x "$M/bin/caw" ] && "$M/bin/caw" --version >/dev/null 2>&1; then
     exec "$M/bin/caw" auth container-setup "$M" "$C" "$U"
 fi
+# Every install of caw bundles bin/caw: the shell guard below is for a
+# container of another architecture than the host's (or an auth dir set up
+# by an older caw). It polls, so say so.
+if [ -z "$guard_mode" ]; then
+    if [ -e "$M/bin/caw" ]; then
+        echo "[setup-container] warning: $M/bin/caw does not run in this container ($(uname -m 2>/dev/null || echo 'unknown architecture'); it was built for the host's architecture): using the shell guard, which polls once a second" >&2
+    else
+        echo "[setup-container] warning: the auth dir has no bin/caw (set up by an older caw): using the shell guard, which polls once a second; run \`caw auth setup\` again on the host" >&2
+    fi
+fi
 
 say() { echo "[setup-container] $*"; }
 warn() { echo "[setup-container] warning: $*" >&2; }

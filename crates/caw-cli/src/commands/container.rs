@@ -5,7 +5,7 @@
 //! executable.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use caw_auth::manifest::{DEFAULT_CONTAINER_HOME, DEFAULT_CONTAINER_USER, DEFAULT_MOUNT_POINT};
@@ -45,8 +45,19 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         args.container_home.clone(),
         args.user.clone(),
     );
+    let command = guard_command(&args.mount_point, &args.container_home, &args.user);
+    caw_guard::container_setup(&opts, &command)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How `container-setup` and `exec` start `caw auth guard` for `M`, `C`, `U`.
+pub fn guard_command(
+    mount_point: &Path,
+    container_home: &Path,
+    user: &str,
+) -> caw_guard::GuardCommand {
     let os = |s: &str| OsString::from(s);
-    let command = caw_guard::GuardCommand {
+    caw_guard::GuardCommand {
         // The running binary itself, even when it was started by a path that
         // no longer resolves (e.g. a bind mount replaced since).
         program: PathBuf::from("/proc/self/exe"),
@@ -55,17 +66,15 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
             os("auth"),
             os("guard"),
             os("--mount-point"),
-            args.mount_point.into_os_string(),
+            mount_point.into(),
             os("--container-home"),
-            args.container_home.into_os_string(),
+            container_home.into(),
             os("--user"),
-            os(&args.user),
+            os(user),
             os("--ready-fd"),
             os(&caw_guard::READY_FD.to_string()),
         ],
-    };
-    caw_guard::container_setup(&opts, &command)?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 pub fn guard(args: GuardArgs) -> anyhow::Result<ExitCode> {

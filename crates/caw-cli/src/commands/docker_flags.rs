@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Make sure the host sync runs (live mode), with this very executable; a
 /// failure is a warning: the containers still share logins through the
 /// live directory.
-fn start_sync(mounts: &caw_auth::DockerMounts) {
+pub(crate) fn start_sync(mounts: &caw_auth::DockerMounts) {
     let started = std::env::current_exe()
         .map_err(caw_auth::Error::Io)
         .and_then(|exe| caw_auth::ensure_host_sync(mounts, &exe));

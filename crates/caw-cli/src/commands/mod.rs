@@ -2,6 +2,8 @@
 
 pub mod container;
 pub mod docker_flags;
+pub mod exec;
+pub mod run;
 pub mod setup;
 pub mod status;
 pub mod sync;

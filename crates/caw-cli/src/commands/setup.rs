@@ -67,10 +67,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         mode: Some(args.mode.into()),
         trust: args.trust,
         bundle_binary: None,
+        embedded_binary: caw_bundle::binary(),
     })?;
     if !report.bundled_binary {
-        log::info!(
-            "no static caw bundled: containers will use the shell guard (see README, \"Static build\")"
+        log::warn!(
+            "no static caw bundled ({}): containers will use the slower shell guard, and \
+             `caw run` cannot run (see README, \"The container binary\")",
+            caw_bundle::missing_reason()
+                .unwrap_or("the embedded one is not a static Linux executable")
         );
     }
     log::info!("next: docker run $(caw auth docker-flags) …");
