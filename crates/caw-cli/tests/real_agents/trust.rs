@@ -1,0 +1,1 @@
+//! Trust prompts, read from the TUI screen.
