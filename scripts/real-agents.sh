@@ -81,7 +81,7 @@ EOF
 fi
 
 # The Debian rootfs, then the agent user and the entrypoint on top of it.
-base=$(scripts/debian-image.sh --repository caw-real-agents-debian --include ca-certificates,git,tmux)
+base=$(scripts/debian-image.sh --repository caw-real-agents-debian --include ca-certificates,git,tmux,bubblewrap)
 context=crates/caw-cli/tests/real_agents/image
 hash=$( (echo "$base"; cat "$context/Dockerfile" "$context/entrypoint.sh") | sha256sum | cut -c1-16)
 image="caw-real-agents:$hash"

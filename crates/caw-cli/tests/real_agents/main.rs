@@ -25,6 +25,8 @@
 //! real_agents`.
 
 mod login;
+mod logout;
+mod mcp;
 mod net;
 mod prereqs;
 mod refresh;

@@ -3,7 +3,7 @@
 //! containers set up by caw. The real CLIs run on either side.
 
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,7 +31,8 @@ pub const CODEX_REFRESH: &str = "codex-fake-host-refresh";
 pub struct Session {
     pub net: FakeNet,
     pub prereqs: &'static Prereqs,
-    dir: tempfile::TempDir,
+    /// Holds the home and the auth dir; removed on drop.
+    _dir: tempfile::TempDir,
     pub home: PathBuf,
     pub auth: PathBuf,
     label: String,
@@ -57,7 +58,7 @@ impl Session {
         Some(Session {
             net,
             prereqs,
-            dir,
+            _dir: dir,
             home,
             auth,
             label,
@@ -257,13 +258,6 @@ impl Session {
             .current_dir(&self.home);
         cmd
     }
-
-    /// A scratch directory beside the home (not under it).
-    pub fn scratch(&self, name: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::create_dir_all(&path).unwrap();
-        path
-    }
 }
 
 /// An agent container; removed (`docker rm -f`) when dropped, after printing
@@ -447,9 +441,4 @@ pub fn jwt_tag(token: &str) -> String {
     };
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     v["jti"].as_str().unwrap_or("<no jti>").to_string()
-}
-
-/// `path` exists on the host (for assertions' messages).
-pub fn exists(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok()
 }
