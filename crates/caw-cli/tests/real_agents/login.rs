@@ -15,7 +15,10 @@ fn claude_logged_in(side: &str, out: &Output) {
         text(&out.stderr)
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("`claude auth status` on the {side}: not JSON ({e}): {}", text(&out.stdout))
+        panic!(
+            "`claude auth status` on the {side}: not JSON ({e}): {}",
+            text(&out.stdout)
+        )
     });
     assert_eq!(status["loggedIn"], true, "{side}: {status}");
     assert_eq!(status["authMethod"], "claude.ai", "{side}: {status}");
@@ -59,12 +62,21 @@ fn claude_is_logged_in_with_the_same_token_on_host_and_in_container() {
         let all = s.net.requests();
         let (h, c) = all.split_at(n);
         let api = |r: &[Request]| -> Vec<Request> {
-            r.iter().filter(|r| r.host == "api.anthropic.com").cloned().collect()
+            r.iter()
+                .filter(|r| r.host == "api.anthropic.com")
+                .cloned()
+                .collect()
         };
         (api(h), api(c))
     };
-    assert!(!host_reqs.is_empty(), "the host's claude sent nothing to the API");
-    assert!(!container_reqs.is_empty(), "the container's claude sent nothing to the API");
+    assert!(
+        !host_reqs.is_empty(),
+        "the host's claude sent nothing to the API"
+    );
+    assert!(
+        !container_reqs.is_empty(),
+        "the container's claude sent nothing to the API"
+    );
     assert_eq!(bearers(&host_reqs), [CLAUDE_ACCESS], "host bearer tokens");
     assert_eq!(
         bearers(&container_reqs),
@@ -86,7 +98,10 @@ fn claude_is_logged_in_with_the_same_token_on_host_and_in_container() {
         .into_iter()
         .filter(|r| r.path.starts_with("/v1/messages"))
         .collect();
-    assert!(!messages.is_empty(), "no /v1/messages request from the container");
+    assert!(
+        !messages.is_empty(),
+        "no /v1/messages request from the container"
+    );
     assert_eq!(bearers(&messages), [CLAUDE_ACCESS]);
     assert!(
         s.net.requests().iter().all(|r| r.refresh_token.is_none()),
@@ -133,16 +148,30 @@ fn codex_is_logged_in_with_the_same_token_on_host_and_in_container() {
     for (side, reqs) in [("host", h), ("container", c)] {
         let responses: Vec<&Request> = reqs
             .iter()
-            .filter(|r| r.host == "chatgpt.com" && r.method == "POST" && r.path.ends_with("/codex/responses"))
+            .filter(|r| {
+                r.host == "chatgpt.com"
+                    && r.method == "POST"
+                    && r.path.ends_with("/codex/responses")
+            })
             .collect();
         assert!(!responses.is_empty(), "no model request from the {side}");
-        let seen = bearers(&reqs.iter().filter(|r| r.host == "chatgpt.com").cloned().collect::<Vec<_>>());
+        let seen = bearers(
+            &reqs
+                .iter()
+                .filter(|r| r.host == "chatgpt.com")
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         assert_eq!(
             seen.iter().map(|t| jwt_tag(t)).collect::<Vec<_>>(),
             ["codex-fake-host-access"],
             "{side} bearer tokens"
         );
-        assert_eq!(seen, [access.clone()], "{side}: the host's exact access token");
+        assert_eq!(
+            seen,
+            std::slice::from_ref(&access),
+            "{side}: the host's exact access token"
+        );
     }
     assert!(
         all.iter().all(|r| r.refresh_token.is_none()),

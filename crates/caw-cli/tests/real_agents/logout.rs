@@ -18,7 +18,12 @@ fn logout_in_container_revokes_the_shared_login_and_keeps_the_host_file() {
     let container = s.start_container("logout");
 
     for (program, args, host_path, refresh) in [
-        ("claude", &["auth", "logout"][..], ".claude/.credentials.json", CLAUDE_REFRESH),
+        (
+            "claude",
+            &["auth", "logout"][..],
+            ".claude/.credentials.json",
+            CLAUDE_REFRESH,
+        ),
         ("codex", &["logout"][..], ".codex/auth.json", CODEX_REFRESH),
     ] {
         let before = std::fs::read(s.host_file(host_path)).unwrap();
@@ -29,15 +34,21 @@ fn logout_in_container_revokes_the_shared_login_and_keeps_the_host_file() {
             text(&out.stdout),
             text(&out.stderr)
         );
-        let revoked: Vec<_> = s.net.requests().into_iter().filter_map(|r| r.revoked).collect();
+        let revoked: Vec<_> = s
+            .net
+            .requests()
+            .into_iter()
+            .filter_map(|r| r.revoked)
+            .collect();
         assert!(
             revoked.iter().any(|t| t == refresh),
             "{program} logout did not revoke the shared refresh token: {revoked:?}"
         );
         // The guard must not pass the deletion on to the host.
         std::thread::sleep(Duration::from_secs(2));
-        let after = std::fs::read(s.host_file(host_path))
-            .unwrap_or_else(|e| panic!("{program} logout in the container removed the host file: {e}"));
+        let after = std::fs::read(s.host_file(host_path)).unwrap_or_else(|e| {
+            panic!("{program} logout in the container removed the host file: {e}")
+        });
         assert_eq!(after, before, "{program} logout changed the host file");
         // Today the guard restores the deleted home copy from the host file:
         // the container looks logged in with a revoked login (issue 10, item 7).

@@ -14,7 +14,11 @@ fn codex_mcp_list_in_container_shows_no_host_server() {
 
     // The host lists its server: the command does show configured servers.
     let host = s.on_host("codex", &["mcp", "list"]);
-    assert!(host.status.success(), "host codex mcp list: {}", text(&host.stderr));
+    assert!(
+        host.status.success(),
+        "host codex mcp list: {}",
+        text(&host.stderr)
+    );
     assert!(
         text(&host.stdout).contains("docs-mcp-server"),
         "the host's `codex mcp list` does not show its server: {}",
@@ -22,7 +26,11 @@ fn codex_mcp_list_in_container_shows_no_host_server() {
     );
 
     let inside = container.run("codex", &["mcp", "list"]);
-    assert!(inside.status.success(), "codex mcp list: {}", text(&inside.stderr));
+    assert!(
+        inside.status.success(),
+        "codex mcp list: {}",
+        text(&inside.stderr)
+    );
     let listed = text(&inside.stdout);
     assert!(
         !listed.contains("docs") && !listed.contains("docs-mcp-server"),

@@ -216,7 +216,8 @@ impl FakeNet {
     /// and passed TLS. Read through /proc/<pid>/net, which shows the net
     /// namespace of that pid.
     pub fn assert_loopback_only(&self) {
-        let read = |f: &str| std::fs::read_to_string(format!("/proc/{}/net/{f}", self.pid)).unwrap();
+        let read =
+            |f: &str| std::fs::read_to_string(format!("/proc/{}/net/{f}", self.pid)).unwrap();
         let ifaces: Vec<String> = read("dev")
             .lines()
             .skip(2)
@@ -225,7 +226,10 @@ impl FakeNet {
             .collect();
         assert_eq!(ifaces, ["lo"], "interfaces in the test namespace");
         let routes: Vec<String> = read("route").lines().skip(1).map(str::to_string).collect();
-        assert!(routes.is_empty(), "IPv4 routes in the test namespace: {routes:?}");
+        assert!(
+            routes.is_empty(),
+            "IPv4 routes in the test namespace: {routes:?}"
+        );
         if let Ok(v6) = std::fs::read_to_string(format!("/proc/{}/net/ipv6_route", self.pid)) {
             for line in v6.lines() {
                 let dev = line.split_whitespace().last().unwrap_or("");
@@ -239,7 +243,10 @@ impl FakeNet {
                 panic!("a client failed TLS with the fake server ({e}): a CA not trusted?");
             }
             let host = v["host"].as_str().unwrap_or("");
-            assert!(HOSTS.contains(&host), "request for a host the test does not serve: {line}");
+            assert!(
+                HOSTS.contains(&host),
+                "request for a host the test does not serve: {line}"
+            );
         }
     }
 }
@@ -248,8 +255,8 @@ impl Drop for FakeNet {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("--- fake server log ---\n{}", self.server_log());
-            let reqs = std::fs::read_to_string(self.state().join("requests.jsonl"))
-                .unwrap_or_default();
+            let reqs =
+                std::fs::read_to_string(self.state().join("requests.jsonl")).unwrap_or_default();
             eprintln!("--- requests ---\n{reqs}--- end ---");
         }
         let _ = self.server.kill();
@@ -279,11 +286,25 @@ fn make_certificates(dir: &Path) {
         );
     };
     openssl(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=caw real-agents throw-away test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=caw real-agents throw-away test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     let san: Vec<String> = HOSTS.iter().map(|h| format!("DNS:{h}")).collect();
     std::fs::write(
@@ -296,11 +317,34 @@ fn make_certificates(dir: &Path) {
     )
     .unwrap();
     openssl(&[
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=caw real-agents fake server",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=caw real-agents fake server",
     ]);
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
     ]);
 }

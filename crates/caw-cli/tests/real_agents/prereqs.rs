@@ -129,7 +129,10 @@ fn agents_and_image() -> Result<(PathBuf, String), String> {
                     .map(str::to_string)
                     .ok_or_else(|| format!("`{}` printed no {key}=", script.display()))
             };
-            (PathBuf::from(get("CAW_REAL_AGENTS_BIN")?), get("CAW_REAL_AGENTS_IMAGE")?)
+            (
+                PathBuf::from(get("CAW_REAL_AGENTS_BIN")?),
+                get("CAW_REAL_AGENTS_IMAGE")?,
+            )
         }
     };
     for name in ["claude", "codex"] {

@@ -26,8 +26,17 @@ fn claude_refresh_in_container_reaches_host_file() {
 
     // An expired access token: `auth status` refreshes it first.
     let out = container.run("claude", &["auth", "status"]);
-    assert!(out.status.success(), "claude auth status: {}", text(&out.stderr));
-    let tokens: Vec<_> = s.net.requests().into_iter().filter(|r| r.refresh_token.is_some()).collect();
+    assert!(
+        out.status.success(),
+        "claude auth status: {}",
+        text(&out.stderr)
+    );
+    let tokens: Vec<_> = s
+        .net
+        .requests()
+        .into_iter()
+        .filter(|r| r.refresh_token.is_some())
+        .collect();
     assert_eq!(tokens.len(), 1, "one refresh in the container: {tokens:#?}");
     assert_eq!(tokens[0].refresh_token.as_deref(), Some(CLAUDE_REFRESH));
     assert!(!tokens[0].refused);
@@ -45,7 +54,10 @@ fn claude_refresh_in_container_reaches_host_file() {
     let oauth = &host["claudeAiOauth"];
     assert_eq!(oauth["accessToken"], "sk-ant-oat01-fake-refreshed-1");
     let expires_at = oauth["expiresAt"].as_i64().unwrap();
-    assert!(expires_at > crate::session::now() * 1000, "expiresAt {expires_at} is not in the future");
+    assert!(
+        expires_at > crate::session::now() * 1000,
+        "expiresAt {expires_at} is not in the future"
+    );
     let home = container.json(&format!("{HOME}/{CLAUDE_CRED}"));
     assert_eq!(home, host, "host file and container home copy differ");
 
@@ -53,13 +65,25 @@ fn claude_refresh_in_container_reaches_host_file() {
     // refresh (the old refresh token is dead on the server).
     let n = s.net.requests().len();
     let out = s.on_host("claude", &["auth", "status"]);
-    assert!(out.status.success(), "host claude auth status: {}", text(&out.stderr));
-    let after = &s.net.requests()[n..];
-    assert!(after.iter().all(|r| r.refresh_token.is_none()), "the host refreshed again: {after:#?}");
-    let bearers: Vec<_> = after.iter().filter_map(|r| r.bearer.as_deref()).collect();
-    assert!(!bearers.is_empty(), "the host's claude sent no bearer token");
     assert!(
-        bearers.iter().all(|b| *b == "sk-ant-oat01-fake-refreshed-1"),
+        out.status.success(),
+        "host claude auth status: {}",
+        text(&out.stderr)
+    );
+    let after = &s.net.requests()[n..];
+    assert!(
+        after.iter().all(|r| r.refresh_token.is_none()),
+        "the host refreshed again: {after:#?}"
+    );
+    let bearers: Vec<_> = after.iter().filter_map(|r| r.bearer.as_deref()).collect();
+    assert!(
+        !bearers.is_empty(),
+        "the host's claude sent no bearer token"
+    );
+    assert!(
+        bearers
+            .iter()
+            .all(|b| *b == "sk-ant-oat01-fake-refreshed-1"),
         "host bearer tokens after the container's refresh: {bearers:?}"
     );
     s.net.assert_loopback_only();
@@ -81,7 +105,12 @@ fn codex_refresh_in_container_reaches_host_file() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    let tokens: Vec<_> = s.net.requests().into_iter().filter(|r| r.refresh_token.is_some()).collect();
+    let tokens: Vec<_> = s
+        .net
+        .requests()
+        .into_iter()
+        .filter(|r| r.refresh_token.is_some())
+        .collect();
     assert_eq!(tokens.len(), 1, "one refresh in the container: {tokens:#?}");
     assert_eq!(tokens[0].refresh_token.as_deref(), Some(CODEX_REFRESH));
 
@@ -95,15 +124,29 @@ fn codex_refresh_in_container_reaches_host_file() {
             s.host_json(CODEX_CRED)["tokens"]["refresh_token"]
         )
     });
-    assert_eq!(jwt_tag(host["tokens"]["access_token"].as_str().unwrap()), "codex-fake-refreshed-1");
+    assert_eq!(
+        jwt_tag(host["tokens"]["access_token"].as_str().unwrap()),
+        "codex-fake-refreshed-1"
+    );
     assert_eq!(container.json(&format!("{HOME}/{CODEX_CRED}")), host);
 
     let n = s.net.requests().len();
     let out = s.on_host("codex", &["exec", "--skip-git-repo-check", "say hi"]);
-    assert!(text(&out.stdout).contains("fake-api-answer"), "host codex exec: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("fake-api-answer"),
+        "host codex exec: {}",
+        text(&out.stderr)
+    );
     let after = &s.net.requests()[n..];
-    assert!(after.iter().all(|r| r.refresh_token.is_none()), "the host refreshed again");
-    let tags: Vec<String> = after.iter().filter_map(|r| r.bearer.as_deref()).map(jwt_tag).collect();
+    assert!(
+        after.iter().all(|r| r.refresh_token.is_none()),
+        "the host refreshed again"
+    );
+    let tags: Vec<String> = after
+        .iter()
+        .filter_map(|r| r.bearer.as_deref())
+        .map(jwt_tag)
+        .collect();
     assert!(!tags.is_empty(), "the host's codex sent no bearer token");
     assert!(
         tags.iter().all(|t| t == "codex-fake-refreshed-1"),
@@ -126,13 +169,21 @@ fn claude_refused_refresh_logged_out_file_stays_in_container() {
     // The server refuses: Claude writes its logged-out file (empty tokens,
     // expiresAt 0) into the container home.
     let out = container.run("claude", &["-p", "say hi"]);
-    assert!(!out.status.success(), "claude -p succeeded with a refused refresh");
+    assert!(
+        !out.status.success(),
+        "claude -p succeeded with a refused refresh"
+    );
     let home = format!("{HOME}/{CLAUDE_CRED}");
     poll(SYNC, || {
         let v = container.json(&home);
         (v["claudeAiOauth"]["refreshToken"] == "").then_some(())
     })
-    .unwrap_or_else(|| panic!("no logged-out file in the container: {}", container.json(&home)));
+    .unwrap_or_else(|| {
+        panic!(
+            "no logged-out file in the container: {}",
+            container.json(&home)
+        )
+    });
     // The guard reacts within a second; give it three.
     std::thread::sleep(Duration::from_secs(3));
     let host = s.host_json(CLAUDE_CRED);
@@ -165,8 +216,15 @@ fn codex_refused_refresh_leaves_both_files_alone() {
     );
     std::thread::sleep(Duration::from_secs(3));
     let home = container.json(&format!("{HOME}/{CODEX_CRED}"));
-    assert_eq!(home["tokens"]["refresh_token"], CODEX_REFRESH, "container file: {home}");
-    assert_eq!(std::fs::read(s.host_file(CODEX_CRED)).unwrap(), before, "the host file changed");
+    assert_eq!(
+        home["tokens"]["refresh_token"], CODEX_REFRESH,
+        "container file: {home}"
+    );
+    assert_eq!(
+        std::fs::read(s.host_file(CODEX_CRED)).unwrap(),
+        before,
+        "the host file changed"
+    );
 }
 
 #[test]
@@ -180,7 +238,11 @@ fn claude_refresh_on_host_reaches_container() {
     let container = s.start_container("claude");
 
     let out = s.on_host("claude", &["auth", "status"]);
-    assert!(out.status.success(), "host claude auth status: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "host claude auth status: {}",
+        text(&out.stderr)
+    );
     assert_eq!(
         s.host_json(CLAUDE_CRED)["claudeAiOauth"]["refreshToken"],
         "sk-ant-ort01-fake-refreshed-1",
@@ -191,10 +253,17 @@ fn claude_refresh_on_host_reaches_container() {
         (container.json(&home)["claudeAiOauth"]["refreshToken"] == "sk-ant-ort01-fake-refreshed-1")
             .then_some(())
     })
-    .unwrap_or_else(|| panic!("the host's refresh did not reach the container: {}", container.json(&home)));
+    .unwrap_or_else(|| {
+        panic!(
+            "the host's refresh did not reach the container: {}",
+            container.json(&home)
+        )
+    });
     // And the container uses it without refreshing again.
     let n = s.net.requests().len();
     let out = container.run("claude", &["auth", "status"]);
     assert!(out.status.success());
-    assert!(s.net.requests()[n..].iter().all(|r| r.refresh_token.is_none()));
+    assert!(s.net.requests()[n..]
+        .iter()
+        .all(|r| r.refresh_token.is_none()));
 }

@@ -46,7 +46,10 @@ impl Session {
     pub fn new(test: &str) -> Option<Session> {
         let prereqs = get_or_skip(test)?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let label = format!("{}-{n}", test.rsplit("::").next().unwrap_or("t").replace('_', "-"));
+        let label = format!(
+            "{}-{n}",
+            test.rsplit("::").next().unwrap_or("t").replace('_', "-")
+        );
         let net = FakeNet::start(&prereqs.image, &label);
         let dir = tempfile::Builder::new()
             .prefix("caw-real-")
@@ -93,7 +96,11 @@ impl Session {
             },
             "projects": {"/home/dev/src/app": {"hasTrustDialogAccepted": true, "allowedTools": []}}
         });
-        self.write(".claude.json", &serde_json::to_string_pretty(&config).unwrap(), 0o600);
+        self.write(
+            ".claude.json",
+            &serde_json::to_string_pretty(&config).unwrap(),
+            0o600,
+        );
         let expires_at = (now() + expires_in) * 1000;
         self.write(
             ".claude/.credentials.json",
@@ -125,7 +132,11 @@ impl Session {
             },
             "last_refresh": last_refresh
         });
-        self.write(".codex/auth.json", &serde_json::to_string_pretty(&auth).unwrap(), 0o600);
+        self.write(
+            ".codex/auth.json",
+            &serde_json::to_string_pretty(&auth).unwrap(),
+            0o600,
+        );
         let mut config = String::from(
             "# host settings\nmodel = \"gpt-5-codex\"\n\n\
              [projects.\"/home/dev/src/app\"]\ntrust_level = \"trusted\"\n",
@@ -146,8 +157,8 @@ impl Session {
     /// The host's credential as JSON.
     pub fn host_json(&self, rel: &str) -> serde_json::Value {
         let path = self.host_file(rel);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
     }
 
@@ -187,7 +198,10 @@ impl Session {
             .output()
             .unwrap();
         assert!(out.status.success(), "docker-flags: {}", text(&out.stderr));
-        text(&out.stdout).split_whitespace().map(str::to_string).collect()
+        text(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Start an agent container set up by caw: THE one place that says how.
@@ -201,7 +215,11 @@ impl Session {
     /// `-e` below), and be named `caw-real-agents-…` so it is removed.
     pub fn start_container(&self, label: &str) -> Agent {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("caw-real-agents-{}-{n}-{}-{label}", std::process::id(), self.label);
+        let name = format!(
+            "caw-real-agents-{}-{n}-{}-{label}",
+            std::process::id(),
+            self.label
+        );
         let mut args: Vec<String> = ["run", "--detach", "--rm", "--name", &name]
             .into_iter()
             .map(str::to_string)
@@ -212,7 +230,10 @@ impl Session {
             "-v".into(),
             format!("{}:{AGENTS_BIN}:ro", self.prereqs.bin.display()),
             "-v".into(),
-            format!("{}:/etc/ssl/certs/ca-certificates.crt:ro", self.net.bundle().display()),
+            format!(
+                "{}:/etc/ssl/certs/ca-certificates.crt:ro",
+                self.net.bundle().display()
+            ),
             "-v".into(),
             format!("{}:{CA_IN_CONTAINER}:ro", self.net.ca().display()),
             "-e".into(),
@@ -222,16 +243,27 @@ impl Session {
         args.extend([self.prereqs.image.clone(), "serve".into()]);
         let agent = Agent { name };
         let out = run(Command::new("docker").args(&args), Duration::from_secs(60));
-        assert!(out.status.success(), "docker {args:?}: {}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            text(&out.stderr)
+        );
         let marker = "caw-real-agents: setup-container.sh exited ";
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let logs = agent.logs();
             if let Some(line) = logs.lines().find(|l| l.starts_with(marker)) {
-                assert_eq!(&line[marker.len()..], "0", "setup-container.sh failed:\n{logs}");
+                assert_eq!(
+                    &line[marker.len()..],
+                    "0",
+                    "setup-container.sh failed:\n{logs}"
+                );
                 break;
             }
-            assert!(Instant::now() < deadline, "setup-container.sh did not finish:\n{logs}");
+            assert!(
+                Instant::now() < deadline,
+                "setup-container.sh did not finish:\n{logs}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         agent
@@ -250,7 +282,10 @@ impl Session {
         cmd.env("HOME", &self.home)
             .env(
                 "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", self.prereqs.bin.display()),
+                format!(
+                    "{}:/usr/local/bin:/usr/bin:/bin",
+                    self.prereqs.bin.display()
+                ),
             )
             .env("NODE_EXTRA_CA_CERTS", self.net.ca())
             .env("TERM", "xterm-256color")
@@ -319,7 +354,9 @@ impl Agent {
     }
 
     pub fn json(&self, path: &str) -> serde_json::Value {
-        let text = self.read(path).unwrap_or_else(|| panic!("cannot read {path} in the container"));
+        let text = self
+            .read(path)
+            .unwrap_or_else(|| panic!("cannot read {path} in the container"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
     }
 }
@@ -327,7 +364,11 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- logs of `{}` ---\n{}--- end ---", self.name, self.logs());
+            eprintln!(
+                "--- logs of `{}` ---\n{}--- end ---",
+                self.name,
+                self.logs()
+            );
         }
         let _ = Command::new("docker")
             .args(["rm", "--force", &self.name])

@@ -52,7 +52,10 @@ fn trust_prompt_shows_in_workspace_without_trust_flag() {
     let container = s.start_container("tui");
     for program in ["claude", "codex"] {
         let (asked, screen) = asks_for_trust(&container, WORKSPACE, program);
-        assert!(asked, "{program} did not ask to trust {WORKSPACE}:\n{screen}");
+        assert!(
+            asked,
+            "{program} did not ask to trust {WORKSPACE}:\n{screen}"
+        );
     }
 }
 
@@ -83,6 +86,9 @@ fn no_trust_prompt_in_workspace_with_trust_flag() {
     let container = s.start_container("tui");
     for program in ["claude", "codex"] {
         let (asked, screen) = asks_for_trust(&container, WORKSPACE, program);
-        assert!(!asked, "{program} asks to trust {WORKSPACE} despite --trust:\n{screen}");
+        assert!(
+            !asked,
+            "{program} asks to trust {WORKSPACE} despite --trust:\n{screen}"
+        );
     }
 }

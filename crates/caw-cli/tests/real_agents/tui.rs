@@ -20,8 +20,16 @@ impl Screen {
             socket: format!("caw-real-agents-{}-{n}", std::process::id()),
         };
         let mut tmux = Command::new("tmux");
-        tmux.args(["-L", &screen.socket, "-f", "/dev/null"])
-            .args(["new-session", "-d", "-x", "160", "-y", "45", "-s", "main"]);
+        tmux.args(["-L", &screen.socket, "-f", "/dev/null"]).args([
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "45",
+            "-s",
+            "main",
+        ]);
         // tmux starts the command through a shell with the server's
         // environment: pass the command's own environment explicitly.
         for (k, v) in cmd.get_envs() {
