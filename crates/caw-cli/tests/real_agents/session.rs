@@ -43,7 +43,15 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 impl Session {
     /// An empty host home and the fake network, or `None` when the test is
     /// skipped on this machine.
-    pub fn new(test: &str) -> Option<Session> {
+    /// `module` is the calling test's `module_path!()`; the test's name
+    /// comes from its thread, which the test harness names after it.
+    pub fn new(module: &str) -> Option<Session> {
+        let thread = std::thread::current();
+        let test = match thread.name() {
+            Some(name) if name.contains("::") => name.to_string(),
+            _ => module.to_string(),
+        };
+        let test = test.as_str();
         let prereqs = get_or_skip(test)?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let label = format!(

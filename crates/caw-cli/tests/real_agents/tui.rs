@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 pub struct Screen {
     socket: String,
+    /// The server's socket file, removed on drop (tmux leaves it behind).
+    socket_path: Option<std::path::PathBuf>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -16,8 +18,9 @@ impl Screen {
     /// Start `program args…` (with its environment) in a 160x45 terminal.
     pub fn start(cmd: &Command) -> Screen {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let screen = Screen {
+        let mut screen = Screen {
             socket: format!("caw-real-agents-{}-{n}", std::process::id()),
+            socket_path: None,
         };
         let mut tmux = Command::new("tmux");
         tmux.args(["-L", &screen.socket, "-f", "/dev/null"]).args([
@@ -49,6 +52,18 @@ impl Screen {
             "tmux new-session: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let path = Command::new("tmux")
+            .args([
+                "-L",
+                &screen.socket,
+                "display-message",
+                "-p",
+                "#{socket_path}",
+            ])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&path.stdout).trim().to_string();
+        screen.socket_path = (!path.is_empty()).then(|| path.into());
         screen
     }
 
@@ -86,5 +101,8 @@ impl Drop for Screen {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
