@@ -240,7 +240,17 @@ impl FakeNet {
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             if let Some(e) = v["tls_error"].as_str() {
-                panic!("a client failed TLS with the fake server ({e}): a CA not trusted?");
+                // A client that rejects the certificate says so with an
+                // alert (Codex) or resets the connection (Claude's Bun). A
+                // reset also happens when a CLI exits with a background
+                // request mid-handshake, so only alerts fail here; a CA not
+                // trusted by Claude shows as the requests the test expects
+                // never arriving.
+                assert!(
+                    !e.contains("ALERT") && !e.to_lowercase().contains("certificate"),
+                    "a client rejected the fake server's certificate ({e}): the test CA is not trusted"
+                );
+                continue;
             }
             let host = v["host"].as_str().unwrap_or("");
             assert!(
