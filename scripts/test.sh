@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Every check and test of the project, from a clean checkout on a fresh machine.
-# Installs what it needs (busybox-static for the container tests, a Python venv
-# with maturin and pytest), builds the static caw, and runs: fmt, clippy, the
-# Rust tests (unit, CLI, container-side bind-mount tests, `caw auth exec` as
-# PID 1, the install paths, Docker end-to-end), the Python tests and the demo.
+# Installs what it needs (busybox-static for the container tests, debootstrap
+# and the pinned agent wheels for the real-agent tests, a Python venv with
+# maturin and pytest), builds the static caw, and runs: fmt, clippy, the Rust
+# tests (unit, CLI, container-side bind-mount tests, `caw auth exec` as PID 1,
+# the install paths, Docker end-to-end, the real Claude Code and Codex against
+# a fake API), the Python tests and the demo.
 # CAW_NO_BUNDLE must not be set: the tests check the embedded static caw.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,13 @@ echo "$CAW_E2E_STATIC_BIN"
 step "caw 0.1.9 (the Python implementation) for the interchangeability tests"
 CAW_REFERENCE_BIN=$(scripts/reference-caw.sh)
 export CAW_REFERENCE_BIN
+
+step "real Claude Code and Codex for the real-agent tests (pinned wheels, Debian image)"
+real_agents=$(scripts/real-agents.sh)
+while IFS='=' read -r key value; do
+    case $key in CAW_REAL_AGENTS_*) export "$key=$value" ;; esac
+done <<<"$real_agents"
+echo "$real_agents"
 
 step "Rust tests"
 # Includes tests/install.rs: `cargo install` and `pip install .` into fresh
