@@ -23,6 +23,10 @@ use nix::sys::inotify::AddWatchFlags as W;
 use crate::side::{DirFile, End, HostFile};
 use crate::{Engine, Pair, StopSignals, Voice, Wake};
 
+/// A live copy that went missing is restored from the host after this long
+/// (see [`Pair::patient_restores`]).
+const RESTORE_LIVE_AFTER: Duration = Duration::from_millis(300);
+
 /// The directory in the auth dir that containers write.
 pub const LIVE_DIR: &str = "live";
 
@@ -70,6 +74,7 @@ pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Err
                 End::Dir(copy),
                 VOICE,
             )
+            .patient_restores(RESTORE_LIVE_AFTER)
         })
         .collect())
 }

@@ -65,6 +65,9 @@ pub struct Pair {
     failing: bool,
     /// When something last happened to either end.
     last_event: Instant,
+    /// How long B must have been gone, with nothing happening, before it is
+    /// restored (zero: at once).
+    restore_after: Duration,
 }
 
 impl Pair {
@@ -79,7 +82,17 @@ impl Pair {
             reported: None,
             failing: false,
             last_event: Instant::now(),
+            restore_after: Duration::ZERO,
         }
+    }
+
+    /// Restore a missing B only once it has stayed missing for `after` with
+    /// nothing else happening. For the host sync's live copies: a directory
+    /// being removed (`rm -r` of the auth dir) is not written back into
+    /// while its removal runs, and is gone by the time anything would be.
+    pub fn patient_restores(mut self, after: Duration) -> Self {
+        self.restore_after = after;
+        self
     }
 
     /// The agent.
@@ -125,6 +138,16 @@ impl Pair {
                     )
                     .then(|| self.last_event + REPAIR_AFTER);
                     return (Outcome::Held(hold), wake);
+                }
+                Action::Copy {
+                    why: Why::Restore, ..
+                } if at.saturating_duration_since(self.last_event) < self.restore_after => {
+                    let hold = Hold::Waiting(Side::B, Waiting::Missing);
+                    self.report(hold);
+                    return (
+                        Outcome::Held(hold),
+                        Some(self.last_event + self.restore_after),
+                    );
                 }
                 Action::Copy { from, why } => {
                     let (src, dst_look) = match from {
@@ -214,8 +237,8 @@ impl Pair {
                 path(s),
                 path(s.other())
             ),
-            Hold::Waiting(s, Waiting::Missing) => {
-                log::warn!("{p} {} is missing; waiting for it", path(s))
+            Hold::Waiting(Side::A, Waiting::Missing) => {
+                log::warn!("{p} {} is missing; waiting for it", path(Side::A))
             }
             Hold::Waiting(Side::A, Waiting::Unusable) => log::warn!(
                 "{p} {} is not a plain file caw may read (a symlink, directory, FIFO or hard \

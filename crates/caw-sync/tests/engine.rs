@@ -325,3 +325,18 @@ fn the_host_file_is_written_at_a_symlinks_target() {
     write_by_rename(&real, &refreshed);
     wait_for(&live_file, &refreshed, Duration::from_secs(5));
 }
+
+#[test]
+fn a_patient_pair_restores_only_after_its_wait() {
+    let d = Dirs::new();
+    let good = claude("good", 3600);
+    std::fs::write(d.a(), &good).unwrap();
+    let agent = claude_agent();
+    let pair = d.pair(agent).patient_restores(Duration::from_millis(400));
+    let _engine = Running::start(move || vec![pair]);
+    wait_for(&d.b(), &good, Duration::from_secs(5));
+    std::fs::remove_file(d.b()).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(!d.b().exists(), "restored before its wait");
+    wait_for(&d.b(), &good, Duration::from_secs(3));
+}

@@ -124,10 +124,12 @@ fn container(label: &str) -> Container {
     }
 }
 
-/// `caw run --auth-dir A --name N --label caw-e2e=1 --network none ARGS…`.
+/// `caw run --auth-dir A --name N --label caw-e2e=1 --network none ARGS…`,
+/// which starts the host sync as for a user (the session's teardown stops it).
 fn caw_run(session: &Session, c: &Container, args: &[&str]) -> Output {
     let mut cmd = session.env.caw();
-    cmd.args(["run", "--auth-dir"])
+    cmd.env_remove("CAW_NO_SYNC")
+        .args(["run", "--auth-dir"])
         .arg(&session.env.auth)
         .args([
             "--name",
