@@ -1,27 +1,104 @@
 #!/usr/bin/env bash
-# The main job on the shipped example home: setup, status, docker flags, teardown.
-# Touches neither your ~/.caw nor your ~: the home is examples/home and the
-# auth dir a temp dir that is removed at the end.
+# The main job on the shipped example home: a container running with the
+# host's login, and a refresh going each way.
+#
+#   1. `caw auth setup` on a copy of examples/home, into a temp auth dir;
+#   2. `caw run` starts a container (an image with no shell, built here FROM
+#      scratch) with `caw auth exec` as its init and the host sync running;
+#   3. a refresh on the host, written the way Claude Code writes it (temp
+#      file + rename), shows up in the container's home;
+#   4. a refresh in the container shows up in the host file;
+#   5. `caw auth status`, then teardown.
+#
+# Touches neither your ~ nor your ~/.caw (nor examples/home): HOME, the host
+# home and the auth dir are all in a temp dir removed at the end. Needs a
+# running Docker engine and a static busybox (installed here when missing and
+# running as root on Debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v busybox >/dev/null 2>&1 && [ ! -x /bin/busybox ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+    else
+        echo "error: the demo needs a static busybox for its image" >&2
+        echo "hint: \`sudo apt-get install -y busybox-static\`" >&2
+        exit 1
+    fi
+fi
+busybox=$(command -v busybox || echo /bin/busybox)
 
 cargo build --quiet -p caw-cli
 caw="$PWD/target/debug/caw"
 work=$(mktemp -d "${TMPDIR:-/tmp}/caw-demo.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+name="caw-demo-$$"
+cleanup() {
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    env -u CAW_AUTH_DIR HOME="$work/home" "$caw" auth teardown --auth-dir "$work/auth" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+cp -a examples/home "$work/home"
 auth="$work/auth"
 
 # A throwaway HOME and no CAW_AUTH_DIR, so nothing can fall back to your real ones.
-run() {
-    echo "$ caw $*"
-    env -u CAW_AUTH_DIR HOME="$work/home" "$caw" "$@"
+caw() {
+    echo "\$ caw $*" >&2
+    env -u CAW_AUTH_DIR -u CAW_NO_SYNC HOME="$work/home" "$caw" "$@"
 }
-mkdir -p "$work/home"
+say() { printf '\n# %s\n' "$*"; }
+expires() { { cat; echo; } | sed -n 's/.*"expiresAt":\([0-9]*\).*/expiresAt \1/p'; }
 
-run auth setup --source-home examples/home --auth-dir "$auth"
-echo
-run auth status --auth-dir "$auth"
-echo
-run auth docker-flags --auth-dir "$auth"
-echo
-run auth teardown --auth-dir "$auth"
+say "1. the host's logins into a temp auth dir"
+caw auth setup --source-home "$work/home" --auth-dir "$auth" --trust /workspace
+caw auth status --agents claude --auth-dir "$auth"
+
+say "2. an image with no shell at all: a static busybox and a user, built FROM scratch"
+ctx="$work/image"
+mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/etc" "$ctx/rootfs/home/node" "$ctx/rootfs/tmp"
+cp "$busybox" "$ctx/rootfs/bin/busybox"
+echo 'root:x:0:0::/root:/bin/busybox' > "$ctx/rootfs/etc/passwd"
+echo 'node:x:1000:1000::/home/node:/bin/busybox' >> "$ctx/rootfs/etc/passwd"
+printf 'root:x:0:\nnode:x:1000:\n' > "$ctx/rootfs/etc/group"
+printf 'FROM scratch\nCOPY rootfs/ /\nUSER node\nCMD ["/bin/busybox", "sleep", "300"]\n' > "$ctx/Dockerfile"
+docker build --quiet --tag caw-demo:busybox "$ctx" >/dev/null
+echo "built caw-demo:busybox"
+caw run --auth-dir "$auth" -d --name "$name" --network none caw-demo:busybox >/dev/null
+in_container() { docker exec "$name" /bin/busybox "$@"; }
+for _ in $(seq 50); do
+    in_container test -s /home/node/.claude/.credentials.json 2>/dev/null && break
+    sleep 0.1
+done
+echo "the container's login:"
+in_container cat /home/node/.claude/.credentials.json | expires
+
+say "3. Claude Code on the host refreshes its login (temp file + rename)"
+later=$(( ($(date +%s) + 8 * 3600) * 1000 ))
+host="$work/home/.claude/.credentials.json"
+printf '{"claudeAiOauth":{"accessToken":"sk-ant-oat01-HOST-REFRESH","refreshToken":"sk-ant-ort01-HOST-REFRESH","expiresAt":%s,"scopes":["user:inference"],"subscriptionType":"pro"}}' "$later" > "$host.tmp.demo"
+mv "$host.tmp.demo" "$host"
+for _ in $(seq 50); do
+    in_container cat /home/node/.claude/.credentials.json | grep -q HOST-REFRESH && break
+    sleep 0.1
+done
+echo "the container's login now:"
+in_container cat /home/node/.claude/.credentials.json | expires
+
+say "4. the agent in the container refreshes it"
+latest=$(( later + 3600 * 1000 ))
+in_container sh -c "printf '{\"claudeAiOauth\":{\"accessToken\":\"sk-ant-oat01-CONTAINER-REFRESH\",\"refreshToken\":\"sk-ant-ort01-CONTAINER-REFRESH\",\"expiresAt\":$latest,\"scopes\":[\"user:inference\"],\"subscriptionType\":\"pro\"}}' > /home/node/.claude/.credentials.json.tmp && /bin/busybox mv /home/node/.claude/.credentials.json.tmp /home/node/.claude/.credentials.json"
+for _ in $(seq 50); do
+    grep -q CONTAINER-REFRESH "$host" && break
+    sleep 0.1
+done
+echo "the host's login now:"
+expires < "$host"
+grep -q CONTAINER-REFRESH "$host" || { echo "error: the container's refresh did not reach the host" >&2; exit 1; }
+in_container cat /home/node/.claude/.credentials.json | grep -q HOST-REFRESH \
+    && { echo "error: the host's refresh did not stay in the container" >&2; exit 1; }
+
+say "5. status: both sides hold the same login, and the sync runs"
+caw auth status --agents claude --auth-dir "$auth"
+docker rm -f "$name" >/dev/null
+caw auth teardown --auth-dir "$auth"
