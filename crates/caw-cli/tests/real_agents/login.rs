@@ -107,6 +107,10 @@ fn claude_is_logged_in_with_the_same_token_on_host_and_in_container() {
         s.net.requests().iter().all(|r| r.refresh_token.is_none()),
         "a login valid for 3 hours was refreshed"
     );
+    // Claude keeps the mode it finds: caw installs `.claude.json` (e-mail,
+    // organisation, user id) private, and it stays so after Claude wrote it.
+    let mode = container.run("stat", &["-c", "%a", "/home/playground/.claude.json"]);
+    assert_eq!(text(&mode.stdout).trim(), "600", "{}", text(&mode.stderr));
     s.net.assert_loopback_only();
 }
 

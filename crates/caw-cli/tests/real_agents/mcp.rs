@@ -3,7 +3,6 @@
 use crate::session::{text, Session};
 
 #[test]
-#[ignore = "needs [mcp_servers.*] removed from the cleaned codex config (issue 10, item 2; lead)"]
 fn codex_mcp_list_in_container_shows_no_host_server() {
     let Some(s) = Session::new(module_path!()) else {
         return;

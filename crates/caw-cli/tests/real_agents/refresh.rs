@@ -156,7 +156,6 @@ fn codex_refresh_in_container_reaches_host_file() {
 }
 
 #[test]
-#[ignore = "needs the logged-out rule from issue 8 (lead)"]
 fn claude_refused_refresh_logged_out_file_stays_in_container() {
     let Some(s) = Session::new(module_path!()) else {
         return;
@@ -228,7 +227,6 @@ fn codex_refused_refresh_leaves_both_files_alone() {
 }
 
 #[test]
-#[ignore = "needs the live channel from issue 9: in bind mode the host's rename leaves the container on the old inode"]
 fn claude_refresh_on_host_reaches_container() {
     let Some(s) = Session::new(module_path!()) else {
         return;

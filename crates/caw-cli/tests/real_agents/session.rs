@@ -40,6 +40,14 @@ pub struct Session {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The host sync `docker-flags` started for the session's auth dir stops
+/// before the temp dir goes.
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = caw_auth::host_sync::stop(&self.auth);
+    }
+}
+
 impl Session {
     /// An empty host home and the fake network, or `None` when the test is
     /// skipped on this machine.
@@ -214,9 +222,10 @@ impl Session {
 
     /// Start an agent container set up by caw: THE one place that says how.
     ///
-    /// Today: bind mode, `docker run $(caw auth docker-flags) IMAGE`, whose
-    /// entrypoint runs `setup-container.sh` as root, starts the guard and
-    /// drops to the agent user (docs/docker.md). To test `caw run` / live
+    /// `docker run $(caw auth docker-flags) IMAGE` in live mode (the
+    /// default; docker-flags starts the host sync), whose entrypoint runs
+    /// `setup-container.sh` as root, starts the guard and drops to the agent
+    /// user (docs/docker.md). To test `caw run` / live
     /// mode instead, change this function: the container must join
     /// `self.net` (`self.net.docker_args()`), see the agent binaries at
     /// `/opt/real-agents/bin` and trust the test CA (the two `-v` and the

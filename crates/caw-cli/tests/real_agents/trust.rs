@@ -75,7 +75,6 @@ fn no_trust_prompt_in_container_home() {
 }
 
 #[test]
-#[ignore = "needs `caw auth setup --trust DIR` (issue 10, item 3; lead)"]
 fn no_trust_prompt_in_workspace_with_trust_flag() {
     let Some(s) = Session::new(module_path!()) else {
         return;
