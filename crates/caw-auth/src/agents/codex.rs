@@ -63,6 +63,18 @@ fn clean(
     Ok(doc.to_string().into_bytes())
 }
 
+/// The kind of login an `auth_mode` names. Codex 0.147 knows `apikey`,
+/// `chatgpt`, `chatgptAuthTokens` and a few more; both ChatGPT spellings are
+/// the same kind (a file without `auth_mode` holding tokens is one too).
+fn kind_of_mode(mode: &str) -> String {
+    let mode = mode.to_ascii_lowercase().replace(['_', '-'], "");
+    if mode.starts_with("chatgpt") {
+        "chatgpt".to_string()
+    } else {
+        mode
+    }
+}
+
 /// Expiry from the access token's `exp` claim, `last_refresh` for ties.
 ///
 /// A ChatGPT login needs its access and refresh tokens; an API-key login its
@@ -73,8 +85,8 @@ fn read(cred: &Value) -> CredentialFacts {
     let access = non_empty(tokens, "access_token");
     let chatgpt = access.is_some() && non_empty(tokens, "refresh_token").is_some();
     let api_key = non_empty(cred, "OPENAI_API_KEY").is_some();
-    let kind = match non_empty(cred, "auth_mode") {
-        Some(mode) => Some(mode.to_ascii_lowercase().replace(['_', '-'], "")),
+    let kind = match non_empty(cred, "auth_mode").map(kind_of_mode) {
+        Some(kind) => Some(kind),
         None if chatgpt => Some("chatgpt".to_string()),
         None if api_key => Some("apikey".to_string()),
         None => None,
@@ -226,6 +238,14 @@ mod tests {
         );
         let stated = json!({"auth_mode": "ApiKey", "OPENAI_API_KEY": "sk"});
         assert_eq!(read(&stated).identity.get("kind"), Some("apikey"));
+        // What `codex login --with-api-key` writes, against a ChatGPT login without `auth_mode`.
+        let api = read(&json!({"auth_mode": "apikey", "OPENAI_API_KEY": "sk-x"}));
+        let chatgpt = read(&json!({"tokens": {"access_token": "a", "refresh_token": "r"}}));
+        assert!(api.identity.conflicts_with(&chatgpt.identity));
+        let tokens_mode = read(
+            &json!({"auth_mode": "chatgptAuthTokens", "tokens": {"access_token": "a", "refresh_token": "r"}}),
+        );
+        assert!(!tokens_mode.identity.conflicts_with(&chatgpt.identity));
     }
 
     #[test]
