@@ -66,7 +66,11 @@ def test_no_usable_agent_names_what_is_missing(env: Path, auth_dir: Path) -> Non
                     ".qwen/oauth_creds.json", ".local/share/opencode/auth.json"):
         assert missing in message
     assert err.path == env
-    assert err.missing["claude"] == [".claude.json", ".claude/.credentials.json"]
+    # Claude reads `.claude/.config.json` when `.claude.json` is missing.
+    assert err.missing["claude"] == [
+        ".claude/.credentials.json",
+        ".claude.json or .claude/.config.json",
+    ]
     assert list(err.missing) == ["claude", "codex", "opencode", "gemini", "qwen"]
     assert "source_home" in err.hint
     assert not auth_dir.exists()
