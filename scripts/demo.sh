@@ -17,17 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v busybox >/dev/null 2>&1 && [ ! -x /bin/busybox ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-    else
-        echo "error: the demo needs a static busybox for its image" >&2
-        echo "hint: \`sudo apt-get install -y busybox-static\`" >&2
-        exit 1
-    fi
-fi
-busybox=$(command -v busybox || echo /bin/busybox)
+busybox=$(scripts/busybox.sh)
 
 cargo build --quiet -p caw-cli
 caw="$PWD/target/debug/caw"

@@ -6,22 +6,7 @@
 # locally from busybox alone.
 set -euo pipefail
 
-busybox=${CAW_E2E_BUSYBOX:-/bin/busybox}
-if [ ! -x "$busybox" ]; then
-    if [ -n "${CAW_E2E_BUSYBOX:-}" ]; then
-        echo "error: CAW_E2E_BUSYBOX=$busybox is not an executable" >&2
-        exit 1
-    fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing busybox-static for the e2e test image" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-    else
-        echo "error: no static busybox at $busybox" >&2
-        echo "hint: \`sudo apt-get install -y busybox-static\`, or set CAW_E2E_BUSYBOX to a static busybox" >&2
-        exit 1
-    fi
-fi
+"$(dirname "$0")/busybox.sh" >/dev/null
 
 if ! docker info --format '{{.ServerVersion}}' >/dev/null 2>&1; then
     echo "warning: \`docker info\` fails: the Docker e2e tests will be skipped (and fail under CI=1)" >&2

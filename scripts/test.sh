@@ -13,14 +13,7 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "prerequisites"
-if ! command -v busybox >/dev/null 2>&1 && [ ! -x /bin/busybox ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-    else
-        echo "warning: busybox-static is not installed; container tests will be skipped" >&2
-    fi
-fi
+scripts/busybox.sh >/dev/null
 
 if [ -n "${CAW_NO_BUNDLE:-}" ]; then
     echo "error: unset CAW_NO_BUNDLE: the tests check the static caw every build embeds" >&2

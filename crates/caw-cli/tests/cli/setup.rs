@@ -610,13 +610,7 @@ fn claude_config_dir_is_followed_and_recorded() {
     let env = TestEnv::empty();
     env.claude(ms_from_now(3600));
     let cfg = env.dir.path().join("claude-cfg");
-    std::fs::create_dir(&cfg).unwrap();
-    std::fs::rename(
-        env.home.join(".claude/.credentials.json"),
-        cfg.join(".credentials.json"),
-    )
-    .unwrap();
-    std::fs::rename(env.home.join(".claude.json"), cfg.join(".claude.json")).unwrap();
+    env.move_claude_to(&cfg);
     let run = |args: &[&str]| {
         let out = env
             .caw()

@@ -114,13 +114,7 @@ fn the_sync_follows_claude_config_dir_from_the_manifest() {
     let env = TestEnv::empty();
     env.claude(ms_from_now(3600));
     let cfg = env.dir.path().join("cfg");
-    std::fs::create_dir(&cfg).unwrap();
-    std::fs::rename(
-        env.home.join(".claude/.credentials.json"),
-        cfg.join(".credentials.json"),
-    )
-    .unwrap();
-    std::fs::rename(env.home.join(".claude.json"), cfg.join(".claude.json")).unwrap();
+    env.move_claude_to(&cfg);
     let out = env
         .caw()
         .env("CLAUDE_CONFIG_DIR", &cfg)

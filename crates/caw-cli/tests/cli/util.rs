@@ -176,6 +176,18 @@ impl TestEnv {
         );
     }
 
+    /// Move Claude's credential and config into `dir`, as a host with
+    /// `CLAUDE_CONFIG_DIR=dir` keeps them.
+    pub fn move_claude_to(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::rename(
+            self.home.join(".claude/.credentials.json"),
+            dir.join(".credentials.json"),
+        )
+        .unwrap();
+        std::fs::rename(self.home.join(".claude.json"), dir.join(".claude.json")).unwrap();
+    }
+
     pub fn qwen(&self, expiry_ms: i64) {
         self.write(
             ".qwen/oauth_creds.json",
