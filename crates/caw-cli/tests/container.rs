@@ -1047,13 +1047,12 @@ fn setup_copies_every_file_owned_by_the_agent_user(guard: Guard, mode: Mode) {
         return;
     };
     let (_, uid, gid) = s.user;
-    for (rel, mode) in [
-        (CLAUDE, 0o600),
-        (CODEX, 0o600),
-        (QWEN, 0o600),
-        (".claude.json", 0o600),
-    ] {
-        assert_eq!(owner_and_mode(&s.home_file(rel)), (uid, gid, mode), "{rel}");
+    for rel in [CLAUDE, CODEX, QWEN, ".claude.json"] {
+        assert_eq!(
+            owner_and_mode(&s.home_file(rel)),
+            (uid, gid, 0o600),
+            "{rel}"
+        );
     }
     for (rel, _) in CREDS {
         assert_holds!(&s.home_file(rel), read(&s.host_file(rel)), "{rel}");
