@@ -1764,6 +1764,16 @@ fn what_a_container_plants_in_live_never_reaches_the_host(guard: Guard, mode: Mo
         logins[1] = v;
     }
     s.assert_repaired("a FIFO and a 2 MiB file", &logins, s.repair_budget());
+    if guard == Guard::Shell {
+        assert!(
+            s.log_text().contains(&format!(
+                "{} is larger than a credential can be",
+                s.mount_point.join("live").join(src_of(QWEN)).display()
+            )),
+            "{}",
+            s.log_text()
+        );
+    }
     // Nobody is stuck: refreshes still go all the way.
     let v = claude("after", 70);
     write_by_rename(&s.host_file(CLAUDE), &v);

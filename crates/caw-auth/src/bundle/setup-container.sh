@@ -66,6 +66,18 @@ CAW_RULES_END
 
 tab=$(printf '\t')
 
+# The largest file read as a credential (caw's MAX_CREDENTIAL_BYTES): reads
+# stop one byte past it, and anything longer is not a credential. A
+# container can plant any file in live/; none may fill a home or the guard.
+MAX_BYTES=1048576
+CAW_READ_MAX=$((MAX_BYTES + 1))
+export CAW_READ_MAX
+
+# fits FILE: FILE (a capped read) is not over MAX_BYTES.
+fits() {
+    [ "$(($(wc -c < "$1")))" -le "$MAX_BYTES" ]
+}
+
 # uid and primary gid of $U from /etc/passwd (no NSS lookups in minimal images;
 # the group named like the user may not exist, the primary gid always does).
 ids=$(awk -F: -v u="$U" '$1 == u { print $3 " " $4; exit }' /etc/passwd 2>/dev/null) || true
@@ -129,7 +141,7 @@ home_write() {
 home_read() {
     CAW_FROM=$1
     export CAW_FROM
-    as_user 'exec cat -- "$CAW_FROM"'
+    as_user 'exec head -c "$CAW_READ_MAX" -- "$CAW_FROM"'
 }
 
 # The shared side of a credential. Bind mode: the host file mounted at
@@ -155,9 +167,9 @@ shared_read() {
     if [ "$MODE" = live ]; then
         CAW_FROM=$1
         export CAW_FROM
-        as_live 'exec cat -- "$CAW_FROM"'
+        as_live 'exec head -c "$CAW_READ_MAX" -- "$CAW_FROM"'
     else
-        cat -- "$1"
+        head -c "$CAW_READ_MAX" -- "$1"
     fi
 }
 
@@ -290,6 +302,10 @@ sync_pair() {
         *) report "$n" shared "warning: $sfile is not a plain file caw may read; not syncing it"; return 0 ;;
     esac
     shared_read "$sfile" > "$S/m" 2>/dev/null || return 0
+    if ! fits "$S/m"; then
+        report "$n" big "warning: $sfile is larger than a credential can be ($MAX_BYTES bytes); not syncing it"
+        return 0
+    fi
     # Not complete JSON: garbage, or a write in progress; the next change tells.
     is_obj "$S/m" || return 0
 
@@ -297,7 +313,7 @@ sync_pair() {
         missing) hstate=missing ;;
         *:'symbolic link':*) hstate=link ;;
         1:regular*)
-            if home_read "$hfile" > "$S/h" 2>/dev/null && is_obj "$S/h"; then
+            if home_read "$hfile" > "$S/h" 2>/dev/null && fits "$S/h" && is_obj "$S/h"; then
                 hstate=ok
             else
                 hstate=bad
@@ -515,7 +531,7 @@ while IFS=$tab read -r agent src target strategy mode; do
         if rule "$agent" && [ "$r_object" != - ] && [ -f "$C/$target" ] && [ ! -L "$C/$target" ]; then
             continue
         fi
-        if ! shared_read "$from" > "$tmpf" 2>/dev/null || ! is_obj "$tmpf"; then
+        if ! shared_read "$from" > "$tmpf" 2>/dev/null || ! fits "$tmpf" || ! is_obj "$tmpf"; then
             warn "$from is not a complete credential yet; $C/$target is left as it is"
             continue
         fi
