@@ -137,17 +137,25 @@ fn unavailable(guard: Guard) -> Option<String> {
     None
 }
 
-/// Whether this test can run; with `CI` set, a test that cannot is a failure.
+/// Whether this test can run; with `CI` set, a test that cannot is a
+/// failure. A skip is said on stderr itself, past the test harness's
+/// capture, so it shows in a passing run.
 fn can_run(guard: Guard) -> bool {
+    use std::io::Write as _;
     let Some(why) = unavailable(guard) else {
         return true;
     };
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         panic!(
-            "cannot run the container tests: {why} (CI is set, so this fails instead of skipping)"
+            "cannot run the container tests: {why}\n\
+             (`CI` is set, so this is a failure, not a skip)"
         );
     }
-    eprintln!("skipping: {why}");
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let _ = writeln!(
+        std::io::stderr(),
+        "caw container tests: skipped `{test}`: {why} (set CI=1 to make this a failure)"
+    );
     false
 }
 
