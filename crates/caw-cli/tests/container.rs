@@ -516,7 +516,7 @@ impl Session {
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(
-            (s.auth.join("live").is_dir()),
+            s.auth.join("live").is_dir(),
             mode == Mode::Live,
             "live/ in {mode:?} mode"
         );
@@ -566,6 +566,11 @@ impl Session {
     /// Start `caw auth sync` as the host user and wait until it has done its
     /// first look at every credential.
     fn start_sync(&mut self) {
+        self.start_sync_with(&["--idle-exit", "0"]);
+    }
+
+    /// [`Session::start_sync`] with these options.
+    fn start_sync_with(&mut self, options: &[&str]) {
         assert!(self.sync.is_none(), "a sync is already running");
         let before = self.sync_text().matches("[caw sync] watching").count();
         let log = std::fs::OpenOptions::new()
@@ -575,7 +580,9 @@ impl Session {
             .unwrap();
         let mut child = self
             .as_host_user()
-            .args(["auth", "sync", "--idle-exit", "0", "--auth-dir"])
+            .args(["auth", "sync"])
+            .args(options)
+            .arg("--auth-dir")
             .arg(&self.auth)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -1044,6 +1051,7 @@ scenarios! {
         a_container_refresh_reaches_the_host_and_a_second_container,
         what_a_container_plants_in_live_never_reaches_the_host,
         containers_share_while_the_sync_is_down_and_it_catches_up,
+        the_sync_stays_while_a_guard_is_attached,
         a_live_dir_owned_by_the_agent_user,
     ],
     bind: [a_host_side_rename_is_reported],
@@ -1110,11 +1118,9 @@ fn setup_copies_every_file_owned_by_the_agent_user(guard: Guard, mode: Mode) {
             "{}",
             s.sync_text()
         );
-        // Only the Rust guard takes the attach lock (a shell has no flock(2)).
-        assert_eq!(
+        assert!(
             s.live_is_locked(),
-            guard == Guard::Rust,
-            "a guard holds its shared lock on live/"
+            "the guard holds its shared lock on live/"
         );
         // It stops cleanly on SIGTERM.
         let status = s.stop_sync(Signal::SIGTERM).unwrap();
@@ -1857,6 +1863,46 @@ fn containers_share_while_the_sync_is_down_and_it_catches_up(guard: Guard, mode:
     s.assert_host_file_kept(CLAUDE);
     s.assert_host_file_kept(QWEN);
     assert_no_secrets(&s.all_logs());
+}
+
+/// Each guard holds a shared lock on `live/`; the host sync exits by itself
+/// only once no container holds it.
+fn the_sync_stays_while_a_guard_is_attached(guard: Guard, mode: Mode) {
+    assert_eq!(mode, Mode::Live);
+    let Some(mut s) = Session::start(guard, mode) else {
+        return;
+    };
+    s.stop_sync(Signal::SIGTERM);
+    // Idle after 1 s without a container, checked every second.
+    s.start_sync_with(&["--idle-exit", "1", "--check-every", "1"]);
+    // A must-not-happen window of two checks.
+    std::thread::sleep(Duration::from_millis(2200));
+    assert!(
+        s.sync_pid().is_some_and(alive),
+        "the sync took an attached container for none and exited:\n{}",
+        s.all_logs()
+    );
+    s.stop_guards();
+    assert!(!s.live_is_locked(), "the lock outlived the guard");
+    let child = s.sync.as_mut().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync did not exit once no container was attached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.sync = None;
+    assert!(status.success(), "{status}");
+    assert!(
+        s.sync_text().contains("no container attached"),
+        "{}",
+        s.sync_text()
+    );
 }
 
 /// The usual desktop: the host user and the image's user have the same
