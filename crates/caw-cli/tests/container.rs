@@ -137,14 +137,19 @@ fn unavailable(guard: Guard) -> Option<String> {
     None
 }
 
-/// Whether this test can run; with `CI` set, a test that cannot is a
-/// failure. A skip is said on stderr itself, past the test harness's
-/// capture, so it shows in a passing run.
+/// Whether this test can run with `guard` here (else see [`skip`]).
 fn can_run(guard: Guard) -> bool {
+    match unavailable(guard) {
+        None => true,
+        Some(why) => skip(&why),
+    }
+}
+
+/// Say why this test is skipped, on stderr itself (past the test harness's
+/// capture, so it shows in a passing run), and return false; with `CI` set,
+/// a test that cannot run fails instead.
+fn skip(why: &str) -> bool {
     use std::io::Write as _;
-    let Some(why) = unavailable(guard) else {
-        return true;
-    };
     if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         panic!(
             "cannot run the container tests: {why}\n\
@@ -705,6 +710,14 @@ impl Session {
         dir
     }
 
+    /// Put `tool` (not a busybox applet) on the shell guard's `PATH` too.
+    fn add_to_shell_path(&self, tool: &Path) {
+        let dir = self.busybox_path();
+        let link = dir.join(tool.file_name().unwrap());
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(tool, link).unwrap();
+    }
+
     /// Run `setup-container.sh M C U` for container `i` in a fresh
     /// namespace laid out like `docker run $(caw auth docker-flags)`;
     /// `mounts` false leaves the credential mounts out (`M/live`, or the
@@ -1016,20 +1029,21 @@ macro_rules! tests {
 
 /// Every scenario in `every` runs with both guards in both modes; `live`
 /// and `bind` ones with both guards in that mode; `rust` ones with the Rust
-/// guard in both modes.
+/// guard in both modes; `shell_live` ones with the shell guard in live mode.
 macro_rules! scenarios {
     (
         every: [$($e:ident),* $(,)?],
         live: [$($l:ident),* $(,)?],
         bind: [$($b:ident),* $(,)?],
-        rust: [$($r:ident),* $(,)?] $(,)?
+        rust: [$($r:ident),* $(,)?],
+        shell_live: [$($sl:ident),* $(,)?] $(,)?
     ) => {
         mod rust_guard {
             mod live { tests!(Rust, Live: $($e,)* $($l,)* $($r,)*); }
             mod bind { tests!(Rust, Bind: $($e,)* $($b,)* $($r,)*); }
         }
         mod shell_guard {
-            mod live { tests!(Shell, Live: $($e,)* $($l,)*); }
+            mod live { tests!(Shell, Live: $($e,)* $($l,)* $($sl,)*); }
             mod bind { tests!(Shell, Bind: $($e,)* $($b,)*); }
         }
     };
@@ -1056,6 +1070,7 @@ scenarios! {
     ],
     bind: [a_host_side_rename_is_reported],
     rust: [a_symlinked_directory_in_the_home_is_not_followed],
+    shell_live: [a_shell_guard_without_flock_says_the_sync_cannot_see_it],
 }
 
 fn setup_copies_every_file_owned_by_the_agent_user(guard: Guard, mode: Mode) {
@@ -1118,9 +1133,12 @@ fn setup_copies_every_file_owned_by_the_agent_user(guard: Guard, mode: Mode) {
             "{}",
             s.sync_text()
         );
-        assert!(
+        // The guard attaches; busybox here has no flock(1) for the shell
+        // guard (see the_sync_stays_while_a_guard_is_attached).
+        assert_eq!(
             s.live_is_locked(),
-            "the guard holds its shared lock on live/"
+            guard == Guard::Rust,
+            "a guard holds its shared lock on live/"
         );
         // It stops cleanly on SIGTERM.
         let status = s.stop_sync(Signal::SIGTERM).unwrap();
@@ -1866,12 +1884,27 @@ fn containers_share_while_the_sync_is_down_and_it_catches_up(guard: Guard, mode:
 }
 
 /// Each guard holds a shared lock on `live/`; the host sync exits by itself
-/// only once no container holds it.
+/// only once no container holds it. The shell guard needs flock(1) for
+/// that, which Debian's busybox lacks: util-linux's is added to its `PATH`.
 fn the_sync_stays_while_a_guard_is_attached(guard: Guard, mode: Mode) {
     assert_eq!(mode, Mode::Live);
-    let Some(mut s) = Session::start(guard, mode) else {
+    let Some(mut s) = Session::new(guard, mode) else {
         return;
     };
+    if guard == Guard::Shell {
+        let flock = Path::new("/usr/bin/flock");
+        if !flock.exists() {
+            skip("util-linux `flock` (/usr/bin/flock) is missing");
+            return;
+        }
+        s.add_to_shell_path(flock);
+    }
+    s.setup_ok(0);
+    assert!(
+        s.live_is_locked(),
+        "the guard holds its shared lock on live/"
+    );
+    assert!(!s.log_text().contains("flock"), "{}", s.log_text());
     s.stop_sync(Signal::SIGTERM);
     // Idle after 1 s without a container, checked every second.
     s.start_sync_with(&["--idle-exit", "1", "--check-every", "1"]);
@@ -1903,6 +1936,28 @@ fn the_sync_stays_while_a_guard_is_attached(guard: Guard, mode: Mode) {
         "{}",
         s.sync_text()
     );
+}
+
+/// A shell guard without flock(1) cannot attach: it says what follows.
+fn a_shell_guard_without_flock_says_the_sync_cannot_see_it(guard: Guard, mode: Mode) {
+    assert_eq!((guard, mode), (Guard::Shell, Mode::Live));
+    let Some(s) = Session::start(guard, mode) else {
+        return;
+    };
+    assert!(!s.live_is_locked());
+    let log = s.log_text();
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("no flock here"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    for part in [
+        "the host sync does not see this container",
+        "caw auth docker-flags",
+        "util-linux",
+    ] {
+        assert!(said[0].contains(part), "`{part}` not in: {}", said[0]);
+    }
 }
 
 /// The usual desktop: the host user and the image's user have the same

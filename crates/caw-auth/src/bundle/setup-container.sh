@@ -106,13 +106,14 @@ has_su=
 if command -v su >/dev/null 2>&1; then
     has_su=1
 fi
+# (fd 9, the guard's lock on M/live, is not handed to the agent user.)
 as_user() {
     if [ "$myuid" = "$uid" ]; then
-        "$SH" -c "$1"
+        "$SH" -c "$1" 9<&-
     elif [ -n "$has_su" ]; then
-        su -s "$SH" -c "$1" "$U"
+        su -s "$SH" -c "$1" "$U" 9<&-
     else
-        CAW_OWNER="$uid:$gid" "$SH" -c "$1"
+        CAW_OWNER="$uid:$gid" "$SH" -c "$1" 9<&-
     fi
 }
 
@@ -413,12 +414,35 @@ shared_of() {
     if [ "$MODE" = live ]; then echo "$M/live/$1"; else echo "$M/$1"; fi
 }
 
+# Live mode: hold a shared lock on M/live (fd 9) for as long as the guard
+# runs. The host sync counts a container as attached by it, and stops by
+# itself once none is. Without flock(1) (util-linux; not in every busybox
+# build) the sync cannot see this container: say so.
+attach() {
+    [ "$MODE" = live ] || return 0
+    if command -v flock >/dev/null 2>&1 && command exec 9< "$M/live"; then
+        a_n=0
+        # The sync holds it exclusively for an instant when it checks; one
+        # that stays held (by another container) costs only the attachment.
+        while [ "$a_n" -lt 20 ]; do
+            flock -s -n 9 && return 0
+            sleep 0.1 2>/dev/null || sleep 1
+            a_n=$((a_n + 1))
+        done
+        exec 9<&-
+        glog "warning: cannot lock $M/live, someone holds it: the host sync may not see this container and may stop when idle; \`caw auth docker-flags\` or \`caw run\` starts it again" >&2
+        return 0
+    fi
+    glog "warning: no flock here to lock $M/live: the host sync does not see this container and stops when idle (10 minutes by default) and refreshes stop crossing until \`caw auth docker-flags\` or \`caw run\` starts it again; install util-linux in the image or bundle a static caw (bin/caw)" >&2
+}
+
 run_guard() {
     set +e
     S=$(mktemp -d "${TMPDIR:-/tmp}/caw_guard.XXXXXX") || exit 1
     trap 'rm -rf "$S"' EXIT
     trap 'glog "stopped"; exit 0' TERM INT HUP
     glog "watching credentials for $U (pid $$, polling every second, $MODE mode)"
+    attach
     while IFS=$tab read -r agent object expiry why; do
         [ "$object" = - ] || continue
         grep -q "^$agent$tab" <<EOF_HAS || continue
