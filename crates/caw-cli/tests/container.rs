@@ -251,6 +251,25 @@ fn write_by_rename(path: &Path, bytes: &[u8]) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// Replace the file at `at` by a symlink to `target` owned by `owner`
+/// (default: root), in one rename: a deleted file would be restored
+/// meanwhile.
+fn plant_symlink(target: &Path, at: &Path, owner: Option<(u32, u32)>) {
+    let tmp = at.with_file_name(".planted");
+    std::os::unix::fs::symlink(target, &tmp).unwrap();
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid)).unwrap();
+    }
+    std::fs::rename(&tmp, at).unwrap();
+}
+
+/// Replace the file at `at` by a FIFO, in one rename.
+fn plant_fifo(at: &Path) {
+    let tmp = at.with_file_name(".planted");
+    nix::unistd::mkfifo(&tmp, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::fs::rename(&tmp, at).unwrap();
+}
+
 /// The inode, owner and mode of a file.
 fn identity(path: &Path) -> (u64, u32, u32, u32) {
     let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -1488,8 +1507,7 @@ fn a_planted_symlink_is_replaced_and_a_deleted_copy_restored(guard: Guard, mode:
     let decoy_bytes = claude("decoy", 500);
     std::fs::write(&decoy, &decoy_bytes).unwrap();
     std::fs::set_permissions(&decoy, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::remove_file(s.home_file(CLAUDE)).unwrap();
-    std::os::unix::fs::symlink(&decoy, s.home_file(CLAUDE)).unwrap();
+    plant_symlink(&decoy, &s.home_file(CLAUDE), Some((s.user.1, s.user.2)));
     s.wait_until("the symlink was replaced by a regular file", || {
         std::fs::symlink_metadata(s.home_file(CLAUDE)).is_ok_and(|m| m.is_file())
     });
@@ -1769,15 +1787,13 @@ fn what_a_container_plants_in_live_never_reaches_the_host(guard: Guard, mode: Mo
     let decoy_bytes = claude("decoy", 500);
     std::fs::write(&decoy, &decoy_bytes).unwrap();
     std::os::unix::fs::chown(&decoy, Some(s.host_ids.0), Some(s.host_ids.1)).unwrap();
-    std::fs::remove_file(&live).unwrap();
-    std::os::unix::fs::symlink(&decoy, &live).unwrap();
+    plant_symlink(&decoy, &live, None);
     s.assert_repaired("a symlink", &logins, s.guard.budget());
     assert_holds!(&decoy, decoy_bytes, "the link's target was written");
 
     // A FIFO, which a reader that opened it would block on, and a
     // complete, fresher login padded past the size cap (2 MiB).
-    std::fs::remove_file(&live).unwrap();
-    nix::unistd::mkfifo(&live, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    plant_fifo(&live);
     let mut big = qwen("oversized", 500);
     big.pop();
     big.extend_from_slice(br#","pad":""#);
@@ -1987,9 +2003,7 @@ fn a_live_dir_owned_by_the_agent_user(guard: Guard, mode: Mode) {
     std::fs::write(&decoy, &decoy_bytes).unwrap();
     std::fs::set_permissions(&decoy, std::fs::Permissions::from_mode(0o600)).unwrap();
     let live = s.live_file(CLAUDE);
-    std::fs::remove_file(&live).unwrap();
-    std::os::unix::fs::symlink(&decoy, &live).unwrap();
-    std::os::unix::fs::lchown(&live, Some(s.user.1), Some(s.user.2)).unwrap();
+    plant_symlink(&decoy, &live, Some((s.user.1, s.user.2)));
     s.wait_until("the host sync replaced the link", || {
         std::fs::symlink_metadata(&live).is_ok_and(|m| m.is_file())
             && std::fs::read(&live).is_ok_and(|b| b == v)
@@ -2029,8 +2043,17 @@ fn a_symlinked_directory_in_the_home_is_not_followed(guard: Guard, mode: Mode) {
     std::fs::create_dir(&outside).unwrap();
     let decoy = codex("decoy", 500);
     std::fs::write(outside.join("auth.json"), &decoy).unwrap();
-    std::fs::remove_dir_all(home.join(".codex")).unwrap();
-    std::os::unix::fs::symlink(&outside, home.join(".codex")).unwrap();
+    // Swapped in at once: a deleted directory would be restored meanwhile.
+    std::os::unix::fs::symlink(&outside, home.join(".codex-link")).unwrap();
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &home.join(".codex-link"),
+        nix::fcntl::AT_FDCWD,
+        &home.join(".codex"),
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(home.join(".codex-link")).unwrap();
     let refresh = codex("host-while-linked", 60);
     write_in_place(&s.host_file(CODEX), &refresh);
     s.wait_until("the guard said it leaves the link alone", || {
