@@ -16,13 +16,17 @@
 //! check what reaches the other sides and what must not: half-written files,
 //! older tokens, logged-out files, and whatever a container plants.
 //!
-//! Every scenario runs in both modes and with both guards: `A/bin/caw` (the
-//! Rust guard, inotify) and without it (the shell fallback, run by `busybox
-//! sh` with nothing but busybox applets on `PATH`).
+//! Every scenario runs with both guards, `A/bin/caw` (the Rust guard,
+//! inotify) and without it (the shell fallback, run by `busybox sh` with
+//! nothing but busybox applets on `PATH`), in both modes unless it is about
+//! one mode only (see `scenarios!`). What must not happen is checked after a
+//! barrier that proves every hop has looked (`Session::barrier`); only the
+//! host sync's idle exit is given a fixed window. A session leaves no
+//! process or temp file behind, and checks that on drop.
 //!
-//! Needs root, util-linux `unshare` and `mount`, a user `sync` or `nobody`
-//! in /etc/passwd, and /bin/busybox for the shell tests. A test that cannot
-//! run fails when `CI` is set, and otherwise says why it is skipped.
+//! Needs root, util-linux `unshare`, `mount` and `flock`, a user `sync` or
+//! `nobody` in /etc/passwd, and /bin/busybox for the shell tests. A test
+//! that cannot run fails when `CI` is set, and otherwise says why it skips.
 
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
