@@ -1531,8 +1531,11 @@ fn a_planted_symlink_is_replaced_and_a_deleted_copy_restored(guard: Guard, mode:
     s.wait_equal(&s.home_file(CLAUDE), &host, "the deleted copy was restored");
     let (_, uid, gid) = s.user;
     assert_eq!(owner_and_mode(&s.home_file(CLAUDE)), (uid, gid, 0o600));
-    // The whole directory too.
-    std::fs::remove_dir_all(s.containers[0].home.join(".claude")).unwrap();
+    // The whole directory too (moved away first: an `rm -rf` races the
+    // guard, which restores the file while the directory is emptied).
+    let gone = s.root.join("claude-gone");
+    std::fs::rename(s.containers[0].home.join(".claude"), &gone).unwrap();
+    std::fs::remove_dir_all(&gone).unwrap();
     s.wait_equal(
         &s.home_file(CLAUDE),
         &host,
