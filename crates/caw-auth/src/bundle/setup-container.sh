@@ -66,6 +66,18 @@ CAW_RULES_END
 
 tab=$(printf '\t')
 
+# The largest file read as a credential (caw's MAX_CREDENTIAL_BYTES): reads
+# stop one byte past it, and anything longer is not a credential. A
+# container can plant any file in live/; none may fill a home or the guard.
+MAX_BYTES=1048576
+CAW_READ_MAX=$((MAX_BYTES + 1))
+export CAW_READ_MAX
+
+# fits FILE: FILE (a capped read) is not over MAX_BYTES.
+fits() {
+    [ "$(($(wc -c < "$1")))" -le "$MAX_BYTES" ]
+}
+
 # uid and primary gid of $U from /etc/passwd (no NSS lookups in minimal images;
 # the group named like the user may not exist, the primary gid always does).
 ids=$(awk -F: -v u="$U" '$1 == u { print $3 " " $4; exit }' /etc/passwd 2>/dev/null) || true
@@ -94,13 +106,14 @@ has_su=
 if command -v su >/dev/null 2>&1; then
     has_su=1
 fi
+# (fd 9, the guard's lock on M/live, is not handed to the agent user.)
 as_user() {
     if [ "$myuid" = "$uid" ]; then
-        "$SH" -c "$1"
+        "$SH" -c "$1" 9<&-
     elif [ -n "$has_su" ]; then
-        su -s "$SH" -c "$1" "$U"
+        su -s "$SH" -c "$1" "$U" 9<&-
     else
-        CAW_OWNER="$uid:$gid" "$SH" -c "$1"
+        CAW_OWNER="$uid:$gid" "$SH" -c "$1" 9<&-
     fi
 }
 
@@ -129,7 +142,7 @@ home_write() {
 home_read() {
     CAW_FROM=$1
     export CAW_FROM
-    as_user 'exec cat -- "$CAW_FROM"'
+    as_user 'exec head -c "$CAW_READ_MAX" -- "$CAW_FROM"'
 }
 
 # The shared side of a credential. Bind mode: the host file mounted at
@@ -155,9 +168,9 @@ shared_read() {
     if [ "$MODE" = live ]; then
         CAW_FROM=$1
         export CAW_FROM
-        as_live 'exec cat -- "$CAW_FROM"'
+        as_live 'exec head -c "$CAW_READ_MAX" -- "$CAW_FROM"'
     else
-        cat -- "$1"
+        head -c "$CAW_READ_MAX" -- "$1"
     fi
 }
 
@@ -290,6 +303,10 @@ sync_pair() {
         *) report "$n" shared "warning: $sfile is not a plain file caw may read; not syncing it"; return 0 ;;
     esac
     shared_read "$sfile" > "$S/m" 2>/dev/null || return 0
+    if ! fits "$S/m"; then
+        report "$n" big "warning: $sfile is larger than a credential can be ($MAX_BYTES bytes); not syncing it"
+        return 0
+    fi
     # Not complete JSON: garbage, or a write in progress; the next change tells.
     is_obj "$S/m" || return 0
 
@@ -297,7 +314,7 @@ sync_pair() {
         missing) hstate=missing ;;
         *:'symbolic link':*) hstate=link ;;
         1:regular*)
-            if home_read "$hfile" > "$S/h" 2>/dev/null && is_obj "$S/h"; then
+            if home_read "$hfile" > "$S/h" 2>/dev/null && fits "$S/h" && is_obj "$S/h"; then
                 hstate=ok
             else
                 hstate=bad
@@ -397,12 +414,35 @@ shared_of() {
     if [ "$MODE" = live ]; then echo "$M/live/$1"; else echo "$M/$1"; fi
 }
 
+# Live mode: hold a shared lock on M/live (fd 9) for as long as the guard
+# runs. The host sync counts a container as attached by it, and stops by
+# itself once none is. Without flock(1) (util-linux; not in every busybox
+# build) the sync cannot see this container: say so.
+attach() {
+    [ "$MODE" = live ] || return 0
+    if command -v flock >/dev/null 2>&1 && command exec 9< "$M/live"; then
+        a_n=0
+        # The sync holds it exclusively for an instant when it checks; one
+        # that stays held (by another container) costs only the attachment.
+        while [ "$a_n" -lt 20 ]; do
+            flock -s -n 9 && return 0
+            sleep 0.1 2>/dev/null || sleep 1
+            a_n=$((a_n + 1))
+        done
+        exec 9<&-
+        glog "warning: cannot lock $M/live, someone holds it: the host sync may not see this container and may stop when idle; \`caw auth docker-flags\` or \`caw run\` starts it again" >&2
+        return 0
+    fi
+    glog "warning: no flock here to lock $M/live: the host sync does not see this container and stops when idle (10 minutes by default) and refreshes stop crossing until \`caw auth docker-flags\` or \`caw run\` starts it again; install util-linux in the image or bundle a static caw (bin/caw)" >&2
+}
+
 run_guard() {
     set +e
     S=$(mktemp -d "${TMPDIR:-/tmp}/caw_guard.XXXXXX") || exit 1
     trap 'rm -rf "$S"' EXIT
     trap 'glog "stopped"; exit 0' TERM INT HUP
     glog "watching credentials for $U (pid $$, polling every second, $MODE mode)"
+    attach
     while IFS=$tab read -r agent object expiry why; do
         [ "$object" = - ] || continue
         grep -q "^$agent$tab" <<EOF_HAS || continue
@@ -515,7 +555,7 @@ while IFS=$tab read -r agent src target strategy mode; do
         if rule "$agent" && [ "$r_object" != - ] && [ -f "$C/$target" ] && [ ! -L "$C/$target" ]; then
             continue
         fi
-        if ! shared_read "$from" > "$tmpf" 2>/dev/null || ! is_obj "$tmpf"; then
+        if ! shared_read "$from" > "$tmpf" 2>/dev/null || ! fits "$tmpf" || ! is_obj "$tmpf"; then
             warn "$from is not a complete credential yet; $C/$target is left as it is"
             continue
         fi
