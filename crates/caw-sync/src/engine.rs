@@ -25,6 +25,11 @@ pub const QUIET: Duration = Duration::from_millis(1);
 /// A steady stream of writes is still looked at this often.
 pub const MAX_DELAY: Duration = Duration::from_millis(10);
 
+/// Events that can change what a pair's end holds.
+const PAIR_EVENTS: W = crate::side::PARENT_EVENTS
+    .union(crate::side::FILE_EVENTS)
+    .difference(crate::side::MASK_ADD);
+
 /// Events after which a write is complete: nothing more of it will come.
 const FINISHED: W = W::IN_MOVED_TO
     .union(W::IN_CLOSE_WRITE)
@@ -236,7 +241,11 @@ impl Engine {
                 if let Some(&id) = self.extras.get(&ev.wd) {
                     self.woken.insert(id);
                 }
-                if let Some(interests) = self.watches.get(&ev.wd) {
+                // A watch shared with an extra one (the same inode) also
+                // reports what only the extra asked for (an open): that
+                // concerns no pair, and re-arming would open it again.
+                let concerns_pairs = ev.mask.intersects(PAIR_EVENTS);
+                if let Some(interests) = self.watches.get(&ev.wd).filter(|_| concerns_pairs) {
                     for (i, name) in interests {
                         // A name filter applies to events about entries; an
                         // event about the watched directory itself concerns all.

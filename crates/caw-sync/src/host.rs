@@ -79,13 +79,15 @@ pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Err
         .collect())
 }
 
-/// Whether a container's guard holds its shared lock on `live/`.
-pub fn attached(auth_dir: &Path) -> bool {
-    let Ok(dir) = std::fs::File::open(auth_dir.join(LIVE_DIR)) else {
-        return false;
-    };
-    match dir.try_lock() {
-        Ok(()) => false,
+/// Whether a container's guard holds its shared lock on `live/`, tried on
+/// the sync's own open `live/` (so the check itself opens nothing: an open
+/// of `live/` is how a guard without `flock` says it is there).
+pub fn attached(live: &std::fs::File) -> bool {
+    match live.try_lock() {
+        Ok(()) => {
+            let _ = live.unlock();
+            false
+        }
         Err(std::fs::TryLockError::WouldBlock) => true,
         Err(std::fs::TryLockError::Error(_)) => false,
     }
@@ -126,6 +128,7 @@ fn manifest_gone(auth_dir: &Path) -> bool {
 const LOCK_OPENED: u32 = 1;
 const PARENT_CHANGED: u32 = 2;
 const ENTRY_REMOVED: u32 = 3;
+const LIVE_OPENED: u32 = 4;
 
 /// Run the host sync for `opts.auth_dir` until it is stopped, removed, or idle.
 pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
@@ -140,6 +143,8 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
     };
     let manifest = load_live(auth_dir)?;
     let mut engine = Engine::new(host_pairs(&manifest, auth_dir)?)?;
+    // Opened before `live/` is watched for opens, so this one is not taken for a container.
+    let live = std::fs::File::open(auth_dir.join(LIVE_DIR)).ok();
     watch_the_auth_dir(&mut engine, auth_dir)?;
     let mut sync = HostSync {
         opts,
@@ -150,6 +155,7 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         },
         current: identity(auth_dir),
         idle_since: Instant::now(),
+        live,
         exit: None,
     };
     host_sync::write_state(auth_dir, &sync.state)?;
@@ -184,6 +190,12 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
 /// (someone looking for the sync), the auth dir being replaced or removed.
 fn watch_the_auth_dir(engine: &mut Engine, auth_dir: &Path) -> std::io::Result<()> {
     engine.watch_extra(&host_sync::lock_path(auth_dir), W::IN_OPEN, LOCK_OPENED)?;
+    // The shell guard, where it has no flock(1), opens `live/` every pass.
+    engine.watch_extra(
+        &auth_dir.join(LIVE_DIR),
+        W::IN_OPEN | W::IN_ONLYDIR,
+        LIVE_OPENED,
+    )?;
     if let Some(parent) = auth_dir.parent() {
         let changes =
             W::IN_CREATE | W::IN_DELETE | W::IN_MOVED_FROM | W::IN_MOVED_TO | W::IN_ONLYDIR;
@@ -206,6 +218,8 @@ struct HostSync<'a> {
     current: Option<(u64, u64)>,
     /// Since when no container has been seen.
     idle_since: Instant,
+    /// `live/`, held open to test the guards' locks on.
+    live: Option<std::fs::File>,
     exit: Option<Exit>,
 }
 
@@ -221,13 +235,13 @@ impl HostSync<'_> {
                 None
             }
             // Someone looked for the sync (`docker-flags`, `status`): a container may follow.
-            Wake::Extra(LOCK_OPENED) => {
+            Wake::Extra(LOCK_OPENED | LIVE_OPENED) => {
                 self.idle_since = Instant::now();
                 None
             }
             Wake::Extra(ENTRY_REMOVED) => manifest_gone(auth_dir).then_some(Exit::AuthDirGone),
             Wake::Extra(_) => self.reload_if_replaced(engine),
-            Wake::Tick if attached(auth_dir) => {
+            Wake::Tick if self.live.as_ref().is_some_and(attached) => {
                 self.idle_since = Instant::now();
                 None
             }
@@ -259,6 +273,13 @@ impl HostSync<'_> {
             Ok(pairs) => {
                 log::info!("{} the auth dir was set up again; reloading", VOICE.prefix);
                 engine.set_pairs(pairs);
+                // A new `live/` (a bind-mode auth dir set up again in live mode).
+                self.live = std::fs::File::open(auth_dir.join(LIVE_DIR)).ok();
+                let _ = engine.watch_extra(
+                    &auth_dir.join(LIVE_DIR),
+                    W::IN_OPEN | W::IN_ONLYDIR,
+                    LIVE_OPENED,
+                );
                 engine.sync_all();
                 let _ = host_sync::write_state(auth_dir, &self.state);
                 None

@@ -417,7 +417,9 @@ shared_of() {
 # Live mode: hold a shared lock on M/live (fd 9) for as long as the guard
 # runs. The host sync counts a container as attached by it, and stops by
 # itself once none is. Without flock(1) (util-linux; not in every busybox
-# build) the sync cannot see this container: say so.
+# build) the guard opens M/live on every pass instead (`heartbeat`), which
+# the sync also counts.
+heartbeat=
 attach() {
     [ "$MODE" = live ] || return 0
     if command -v flock >/dev/null 2>&1 && command exec 9< "$M/live"; then
@@ -430,10 +432,12 @@ attach() {
             a_n=$((a_n + 1))
         done
         exec 9<&-
-        glog "warning: cannot lock $M/live, someone holds it: the host sync may not see this container and may stop when idle; \`caw auth docker-flags\` or \`caw run\` starts it again" >&2
+        heartbeat=1
+        glog "warning: cannot lock $M/live, someone holds it: this container tells the host sync it is attached by opening $M/live every second instead" >&2
         return 0
     fi
-    glog "warning: no flock here to lock $M/live: the host sync does not see this container and stops when idle (10 minutes by default) and refreshes stop crossing until \`caw auth docker-flags\` or \`caw run\` starts it again; install util-linux in the image or bundle a static caw (bin/caw)" >&2
+    heartbeat=1
+    glog "no flock here to lock $M/live: this container tells the host sync it is attached by opening $M/live every second"
 }
 
 run_guard() {
@@ -476,6 +480,8 @@ EOF_PAIRS
             rm -f "$PIDFILE"
             (set -C && echo "$$" > "$PIDFILE") || glog "warning: cannot write $PIDFILE" >&2
         fi
+        # Opening the directory is enough: the host sync watches for it.
+        [ -z "$heartbeat" ] || : < "$M/live" 2>/dev/null
         sleep 1
     done
 }
