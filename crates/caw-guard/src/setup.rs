@@ -2,21 +2,18 @@
 //! replace any running guard by a new one in the background.
 
 use std::ffi::OsString;
-use std::io::Read as _;
-use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
-use std::os::unix::process::CommandExt as _;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use caw_auth::manifest::{AuthMode, Manifest, Strategy};
 use caw_sync::side::DirFile;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::guard::{self, LIVE_DIR};
 use crate::mounts::is_mount_point;
+use crate::supervise::{self, ChildSpec};
 use crate::user::{self, User};
 use crate::{Error, Result};
 
@@ -223,70 +220,26 @@ pub fn container_setup(opts: &SetupOptions, command: &GuardCommand) -> Result<()
 }
 
 /// Start the guard detached (own session, stdin from /dev/null, stdout and
-/// stderr inherited so `docker logs` shows it) and wait until it is ready.
+/// stderr inherited so `docker logs` shows it), the way the init starts its
+/// supervised children, and wait until it is ready.
 pub fn spawn_guard(command: &GuardCommand) -> Result<u32> {
-    let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-    let write_fd = write_end.as_raw_fd();
-    let mut cmd = Command::new(&command.program);
-    cmd.arg0(&command.arg0)
-        .args(&command.args)
-        .stdin(Stdio::null());
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe calls (setsid, dup2, fcntl) on descriptors it owns.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setsid()?;
-            // dup2 onto itself would keep close-on-exec: clear it instead.
-            let rc = if write_fd == READY_FD {
-                nix::libc::fcntl(write_fd, nix::libc::F_SETFD, 0)
-            } else {
-                nix::libc::dup2(write_fd, READY_FD)
-            };
-            if rc == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    let spec = ChildSpec {
+        name: "credential guard".into(),
+        program: command.program.clone(),
+        arg0: command.arg0.clone(),
+        args: command.args.clone(),
+        ready_fd: Some(READY_FD),
+        pid_file: None,
+    };
+    let start = |reason: String| Error::GuardStart { reason };
+    let (pid, ready) = supervise::spawn_child(&spec).map_err(|e| start(e.to_string()))?;
+    if let Some(ready) = ready {
+        supervise::wait_ready(&ready, pid, READY_TIMEOUT).map_err(|reason| {
+            let _ = kill(pid, Signal::SIGKILL);
+            start(format!("{reason}; see the messages above"))
+        })?;
     }
-    let mut child = cmd.spawn().map_err(|e| Error::GuardStart {
-        reason: format!("cannot run `{}`: {e}", command.program.display()),
-    })?;
-    // Only the child holds the write end now: EOF means it is gone.
-    drop(write_end);
-    let pid = child.id();
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut reader = std::fs::File::from(read_end);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        match nix::poll::poll(&mut fds, ms) {
-            Ok(0) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::GuardStart {
-                    reason: format!("not ready after {} s; stopped it", READY_TIMEOUT.as_secs()),
-                });
-            }
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(std::io::Error::from(e).into()),
-        }
-        let mut byte = [0u8; 1];
-        match reader.read(&mut byte) {
-            Ok(1) => return Ok(pid),
-            Ok(_) => {
-                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-                return Err(Error::GuardStart {
-                    reason: format!("it exited ({status}); see the messages above"),
-                });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    Ok(pid.as_raw() as u32)
 }
 
 /// Record `pid`, replacing whatever is at `path` (a link there is replaced, not followed).
@@ -362,6 +315,7 @@ fn is_alive(pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn guard_command_lines_are_recognised() {

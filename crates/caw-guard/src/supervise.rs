@@ -528,7 +528,7 @@ fn poll_timeout(timeout: Option<Duration>) -> PollTimeout {
 
 /// Wait until one byte arrives on `read` (ready), EOF (the child is gone),
 /// or `timeout` passes.
-fn wait_ready(read: &OwnedFd, pid: Pid, timeout: Duration) -> Result<(), String> {
+pub(crate) fn wait_ready(read: &OwnedFd, pid: Pid, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -555,7 +555,7 @@ fn wait_ready(read: &OwnedFd, pid: Pid, timeout: Duration) -> Result<(), String>
 /// stdout and stderr shared with the init (so `docker logs` shows it), an
 /// empty signal mask, and the write end of a fresh ready pipe at
 /// `spec.ready_fd`. Returns its PID and the pipe's read end.
-fn spawn_child(spec: &ChildSpec) -> Result<(Pid, Option<OwnedFd>), InitError> {
+pub(crate) fn spawn_child(spec: &ChildSpec) -> Result<(Pid, Option<OwnedFd>), InitError> {
     let start_error = |source: io::Error| InitError::Start {
         name: spec.name.clone(),
         program: spec.program.clone(),
