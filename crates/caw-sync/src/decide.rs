@@ -128,13 +128,29 @@ pub enum Action {
     Hold(Hold),
 }
 
+/// What [`decide`] needs besides the two sides.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The fingerprint both sides held after the last sync (`None` before
+    /// the first).
+    pub last: Option<&'a Digest>,
+    /// B has been incomplete or unusable for a while with nothing happening
+    /// to the pair: a writer that is gone, so B is repaired from A.
+    pub b_quiet: bool,
+    /// B is a copy no agent writes (the live directory, for the host sync):
+    /// only caw's own writers, which never put a logged-out file over a
+    /// login, or a container misbehaving. A logged-out B is then repaired
+    /// from a usable A instead of being left where it was written.
+    pub b_shared: bool,
+}
+
 /// Decide what to do with a pair.
-///
-/// `last` is the fingerprint both sides held after the last sync (`None`
-/// before the first). `b_quiet` says that B has been incomplete or unusable
-/// for a while with nothing happening to the pair: a writer that is gone, so
-/// B is repaired from A.
-pub fn decide(a: &Observed, b: &Observed, last: Option<&Digest>, b_quiet: bool) -> Action {
+pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
+    let Context {
+        last,
+        b_quiet,
+        b_shared,
+    } = ctx;
     let copy = |from, why| Action::Copy { from, why };
     let ca = match a {
         Observed::Valid(c) => c,
@@ -166,6 +182,9 @@ pub fn decide(a: &Observed, b: &Observed, last: Option<&Digest>, b_quiet: bool) 
         Side::B => (cb, ca),
     };
     if !src.usable && dst.usable {
+        if from == Side::B && b_shared {
+            return copy(Side::A, Why::Repair);
+        }
         return Action::Hold(Hold::LoggedOut(from));
     }
     if src.identity.conflicts_with(&dst.identity) {
@@ -232,6 +251,19 @@ mod tests {
 
     fn copy(from: Side, why: Why) -> Action {
         Copy { from, why }
+    }
+
+    /// `decide` for an agent's home as B (the guard).
+    fn d(a: &Observed, b: &Observed, last: Option<&Digest>, b_quiet: bool) -> Action {
+        decide(
+            a,
+            b,
+            Context {
+                last,
+                b_quiet,
+                b_shared: false,
+            },
+        )
     }
 
     /// Name, A, B, last synced (by letter), B quiet, expected action.
@@ -303,7 +335,7 @@ mod tests {
         ];
         for (name, a, b, last, quiet, want) in cases {
             let last = last.map(|l| Digest::of(&[l]));
-            assert_eq!(decide(a, b, last.as_ref(), *quiet), *want, "case: {name}");
+            assert_eq!(d(a, b, last.as_ref(), *quiet), *want, "case: {name}");
         }
     }
 
@@ -313,8 +345,8 @@ mod tests {
         // them equal and stops there, whichever way it went.
         let (x, y) = (cred(b'x', 200), cred(b'y', 100));
         let last = Digest::of(b"y");
-        assert_eq!(decide(&x, &y, Some(&last), false), copy(A, Changed));
-        assert_eq!(decide(&x, &x, Some(&Digest::of(b"x")), false), InSync);
+        assert_eq!(d(&x, &y, Some(&last), false), copy(A, Changed));
+        assert_eq!(d(&x, &x, Some(&Digest::of(b"x")), false), InSync);
     }
 
     #[test]
@@ -333,12 +365,44 @@ mod tests {
         };
         let last = Digest::of(b"a");
         assert_eq!(
-            decide(&side(b'b', 5), &side(b'a', 9), Some(&last), false),
+            d(&side(b'b', 5), &side(b'a', 9), Some(&last), false),
             copy(B, KeepNewest)
         );
         assert_eq!(
-            decide(&side(b'b', 10), &side(b'a', 9), Some(&last), false),
+            d(&side(b'b', 10), &side(b'a', 9), Some(&last), false),
             copy(A, Changed)
+        );
+    }
+
+    #[test]
+    fn a_logged_out_shared_copy_is_repaired_from_the_host() {
+        // The live copy, for the host sync: no agent writes it, so a
+        // logged-out file there is a container misbehaving, not a logout.
+        fn shared(a: &Observed, b: &Observed, last: Option<&Digest>) -> Action {
+            let ctx = Context {
+                last,
+                b_quiet: false,
+                b_shared: true,
+            };
+            decide(a, b, ctx)
+        }
+        let last = Digest::of(b"a");
+        assert_eq!(
+            shared(&cred(b'a', 100), &out(b'b', 0), Some(&last)),
+            copy(A, Repair)
+        );
+        assert_eq!(
+            shared(&cred(b'a', 100), &out(b'b', 0), None),
+            copy(A, Newer)
+        );
+        // A logged-out host file still never replaces a login there.
+        assert_eq!(
+            shared(&out(b'b', 0), &cred(b'a', 100), Some(&last)),
+            H(Hold::LoggedOut(A))
+        );
+        assert_eq!(
+            shared(&out(b'a', 0), &out(b'b', 0), Some(&last)),
+            copy(B, Changed)
         );
     }
 }

@@ -75,6 +75,7 @@ pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Err
                 VOICE,
             )
             .patient_restores(RESTORE_LIVE_AFTER)
+            .shared_b()
         })
         .collect())
 }

@@ -16,7 +16,7 @@
 //! let bytes = br#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":1}}"#;
 //! let live = Observed::Valid(Credential::parse(claude, bytes, jiff::Timestamp::now()).unwrap());
 //! assert_eq!(
-//!     decide(&live, &Observed::Missing, None, false),
+//!     decide(&live, &Observed::Missing, Default::default()),
 //!     Action::Copy { from: Side::A, why: Why::Restore },
 //! );
 //! ```

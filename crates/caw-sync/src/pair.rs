@@ -11,7 +11,7 @@ use caw_auth::agents::Agent;
 use caw_auth::credential::Digest;
 use jiff::Timestamp;
 
-use crate::decide::{decide, Action, Hold, Observed, Side, Waiting, Why};
+use crate::decide::{decide, Action, Context, Hold, Observed, Side, Waiting, Why};
 use crate::side::{Commit, End, Look};
 
 /// How long an incomplete or unusable B must stay unchanged, with nothing
@@ -68,6 +68,8 @@ pub struct Pair {
     /// How long B must have been gone, with nothing happening, before it is
     /// restored (zero: at once).
     restore_after: Duration,
+    /// Whether B is written by caw only (see [`Context::b_shared`]).
+    b_shared: bool,
 }
 
 impl Pair {
@@ -83,7 +85,15 @@ impl Pair {
             failing: false,
             last_event: Instant::now(),
             restore_after: Duration::ZERO,
+            b_shared: false,
         }
+    }
+
+    /// B is a copy no agent writes (the live directory, for the host sync):
+    /// see [`Context::b_shared`].
+    pub fn shared_b(mut self) -> Self {
+        self.b_shared = true;
+        self
     }
 
     /// Restore a missing B only once it has stayed missing for `after` with
@@ -124,7 +134,12 @@ impl Pair {
             let now = Timestamp::now();
             let (oa, ob) = (la.classify(self.agent, now), lb.classify(self.agent, now));
             let quiet = at.saturating_duration_since(self.last_event) >= REPAIR_AFTER;
-            match decide(&oa, &ob, self.last.as_ref(), quiet) {
+            let ctx = Context {
+                last: self.last.as_ref(),
+                b_quiet: quiet,
+                b_shared: self.b_shared,
+            };
+            match decide(&oa, &ob, ctx) {
                 Action::InSync => {
                     self.last = oa.credential().map(|c| c.digest);
                     self.settle();

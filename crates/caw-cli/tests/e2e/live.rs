@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::container::{poll, text, Container};
 use crate::prereqs::say;
-use crate::session::{Cred, Guard, Session, CREDS};
+use crate::session::{Cred, Guard, HostUser, Session, CREDS};
 
 crate::for_both_guards!(
     host_renames_reach_every_container,
@@ -410,4 +410,65 @@ fn concurrent_writes_from_both_sides_lose_nothing() {
         ),
     );
     session.finish(container);
+}
+
+/// Issue 8, item 3, straight into the channel: the agent shares the host
+/// user's uid (so it owns `live/`), or is root in the container, and writes
+/// logged-out files into `live/` itself, past its guard. The host file and
+/// the other container keep the login, and the host sync repairs `live/`.
+#[test]
+fn logged_out_files_written_into_live_by_the_host_uid_or_root_are_repaired() {
+    let test = concat!(
+        module_path!(),
+        "::logged_out_files_written_into_live_by_the_host_uid_or_root_are_repaired"
+    );
+    let Some(session) = Session::new_owned_by(Guard::Rust, test, HostUser::Agent) else {
+        return;
+    };
+    let (a, b) = (session.serve("poison-a"), session.serve("poison-b"));
+    let claude = cred("claude");
+    let host = session.host(claude.path);
+    let good = std::fs::read(&host).unwrap();
+    let home_before = crate::util::tree_state(&session.env.home);
+    let live = "/tmp/caw_auth/live/claude/credentials.json";
+    for (as_root, poison) in [
+        (false, &b"{}"[..]),
+        (
+            true,
+            br#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#,
+        ),
+        (false, br#"{"claudeAiOauth":null}"#),
+    ] {
+        a.sh_ok(
+            as_root,
+            "cat > \"$1.x\" && mv -f \"$1.x\" \"$1\"",
+            &[live],
+            Some(poison),
+        );
+        wait_all(
+            &[session.env.auth.join("live/claude/credentials.json")],
+            &good,
+            Duration::from_secs(3),
+            "the host sync did not repair live/",
+        );
+        assert_eq!(
+            std::fs::read(&host).unwrap(),
+            good,
+            "{} reached the host",
+            text(poison)
+        );
+        assert_eq!(
+            std::fs::read(b.host_view(&claude.in_container())).unwrap(),
+            good,
+            "{} reached another container",
+            text(poison)
+        );
+    }
+    assert_eq!(
+        home_before,
+        crate::util::tree_state(&session.env.home),
+        "the host home changed"
+    );
+    drop((a, b));
+    session.teardown();
 }
