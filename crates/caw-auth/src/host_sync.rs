@@ -173,7 +173,7 @@ pub enum Started {
 /// Make sure a sync runs for `auth_dir`: when none does, start `program
 /// auth sync --auth-dir <auth_dir>` in the background (its own process
 /// group, stdin from /dev/null, output appended to `sync.log`) and wait
-/// until it holds its lock.
+/// until it holds its lock and has recorded its pid in `sync.json`.
 pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
     if matches!(status(auth_dir), SyncStatus::Running(_)) {
         return Ok(Started::AlreadyRunning);
@@ -203,7 +203,8 @@ pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
     let pid = child.id();
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if matches!(status(auth_dir), SyncStatus::Running(_)) {
+        // Ready once it holds the lock and has recorded itself.
+        if matches!(status(auth_dir), SyncStatus::Running(Some(ref s)) if s.pid == pid) {
             // Reaped in the background when it exits, for a long-lived
             // caller (Python); a CLI process exits long before.
             std::thread::spawn(move || child.wait());
