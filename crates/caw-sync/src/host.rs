@@ -67,7 +67,9 @@ pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Err
     Ok(trusted::credentials(manifest, auth_dir)?
         .into_iter()
         .map(|c| {
-            let copy = DirFile::new(&live, c.src, None, 0o600).durable();
+            // Not flushed before the rename: its bytes are the host file's,
+            // which a crash cannot lose with it (the next start reconciles).
+            let copy = DirFile::new(&live, c.src, None, 0o600);
             Pair::new(
                 c.agent,
                 End::Host(HostFile::new(c.host)),
