@@ -363,9 +363,58 @@ fn timed(mut cmd: Command) -> Duration {
     start.elapsed()
 }
 
-fn main() {
-    let a = args();
-    build_image(&a.busybox);
+/// What the bench prints (a Markdown table) and saves (JSON).
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    results: BTreeMap<&'static str, serde_json::Value>,
+}
+
+impl Report {
+    fn table(&mut self, first: &str) {
+        if !self.lines.is_empty() {
+            self.lines.push(String::new());
+        }
+        self.lines
+            .push(format!("| {first} | median | p90 | max | n |"));
+        self.lines.push("| --- | --- | --- | --- | --- |".into());
+    }
+
+    fn add(&mut self, key: &'static str, what: &str, stats: &Stats) {
+        self.lines.push(stats.line(what));
+        self.results.insert(key, stats.json());
+    }
+}
+
+/// Fresh credentials, each newer than the last.
+struct Clock(i64);
+
+impl Clock {
+    fn next(&mut self, tag: &str) -> Vec<u8> {
+        self.0 += 1;
+        claude(&format!("{tag}-{}", self.0), ms_from_now(7200) + self.0)
+    }
+}
+
+/// `rounds` refreshes written by rename at `from`, each timed until every
+/// one of `to` holds it.
+fn hops(rounds: usize, clock: &mut Clock, tag: &str, from: &Path, to: &[PathBuf]) -> Stats {
+    let samples = (0..rounds)
+        .map(|_| {
+            let bytes = clock.next(tag);
+            let start = Instant::now();
+            write_by_rename(from, &bytes);
+            if wait_all(to, &bytes, Duration::from_secs(5)).is_none() {
+                die(&format!("{tag}: a refresh did not arrive within 5 s"));
+            }
+            start.elapsed()
+        })
+        .collect();
+    Stats::new(samples)
+}
+
+/// The host's example home and its auth dir, set up for Claude.
+fn prepare(a: &Args) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let env = Env {
         home: dir.path().join("home"),
@@ -379,84 +428,65 @@ fn main() {
         r#"{"hasCompletedOnboarding":true}"#,
     )
     .unwrap();
-    let host = env.home.join(CREDENTIAL);
-    std::fs::write(&host, claude("start", ms_from_now(3600))).unwrap();
+    std::fs::write(
+        env.home.join(CREDENTIAL),
+        claude("start", ms_from_now(3600)),
+    )
+    .unwrap();
     run(env
         .caw()
         .args(["auth", "setup", "--agents", "claude", "--auth-dir"])
         .arg(&env.auth));
+    env
+}
 
-    let mut results = BTreeMap::new();
-    let mut lines = vec![
-        "| case | median | p90 | max | n |".to_string(),
-        "| --- | --- | --- | --- | --- |".to_string(),
-    ];
+/// Hop latencies with one container, fan-out with ten, then their idle cost.
+fn live_channel(a: &Args, env: &Env, report: &mut Report) {
+    let host = env.home.join(CREDENTIAL);
+    let mut clock = Clock(0);
+    report.table("case");
     // One container first: the latency of one hop each way, nothing else woken.
-    let mut containers = vec![Container::start(&env, 0)];
-    let mut clock = 0i64;
-    let mut next = |tag: &str| {
-        clock += 1;
-        claude(&format!("{tag}-{clock}"), ms_from_now(7200) + clock)
-    };
+    let mut containers = vec![Container::start(env, 0)];
+    let first = containers[0].file(CREDENTIAL);
+    let s = hops(
+        a.rounds,
+        &mut clock,
+        "host",
+        &host,
+        std::slice::from_ref(&first),
+    );
+    report.add(
+        "host_rename_to_container",
+        "host rename -> container home (1 container)",
+        &s,
+    );
+    let s = hops(
+        a.rounds,
+        &mut clock,
+        "container",
+        &first,
+        std::slice::from_ref(&host),
+    );
+    report.add(
+        "container_to_host",
+        "container home (rename) -> host (1 container)",
+        &s,
+    );
 
-    // Host rename -> the container's home.
-    let one = [containers[0].file(CREDENTIAL)];
-    let mut samples = Vec::new();
-    for _ in 0..a.rounds {
-        let bytes = next("host");
-        let start = Instant::now();
-        write_by_rename(&host, &bytes);
-        wait_all(&one, &bytes, Duration::from_secs(5)).expect("host -> container");
-        samples.push(start.elapsed());
-    }
-    let s = Stats::new(samples);
-    lines.push(s.line("host rename -> container home (1 container)"));
-    results.insert("host_rename_to_container", s.json());
-
-    // Container home (rename) -> host.
-    let mut samples = Vec::new();
-    for _ in 0..a.rounds {
-        let bytes = next("container");
-        let start = Instant::now();
-        write_by_rename(&containers[0].file(CREDENTIAL), &bytes);
-        wait_all(std::slice::from_ref(&host), &bytes, Duration::from_secs(5))
-            .expect("container -> host");
-        samples.push(start.elapsed());
-    }
-    let s = Stats::new(samples);
-    lines.push(s.line("container home (rename) -> host (1 container)"));
-    results.insert("container_to_host", s.json());
-
-    // Nine more.
-    containers.extend((1..10).map(|i| Container::start(&env, i)));
-
-    // Host rename -> all ten.
+    containers.extend((1..10).map(|i| Container::start(env, i)));
     let all: Vec<PathBuf> = containers.iter().map(|c| c.file(CREDENTIAL)).collect();
-    let mut samples = Vec::new();
-    for _ in 0..a.rounds {
-        let bytes = next("fan");
-        let start = Instant::now();
-        write_by_rename(&host, &bytes);
-        wait_all(&all, &bytes, Duration::from_secs(5)).expect("host -> 10 containers");
-        samples.push(start.elapsed());
-    }
-    let s = Stats::new(samples);
-    lines.push(s.line("host rename -> all 10 container homes (fan-out)"));
-    results.insert("fan_out_10", s.json());
-
-    // Container home (rename) -> the other nine.
-    let others: Vec<PathBuf> = containers[1..].iter().map(|c| c.file(CREDENTIAL)).collect();
-    let mut spread = Vec::new();
-    for _ in 0..a.rounds {
-        let bytes = next("spread");
-        let start = Instant::now();
-        write_by_rename(&containers[0].file(CREDENTIAL), &bytes);
-        wait_all(&others, &bytes, Duration::from_secs(5)).expect("container -> other containers");
-        spread.push(start.elapsed());
-    }
-    let s = Stats::new(spread);
-    lines.push(s.line("container home -> the other 9 containers"));
-    results.insert("container_to_other_containers", s.json());
+    let s = hops(a.rounds, &mut clock, "fan", &host, &all);
+    report.add(
+        "fan_out_10",
+        "host rename -> all 10 container homes (fan-out)",
+        &s,
+    );
+    let s = hops(a.rounds, &mut clock, "spread", &first, &all[1..]);
+    report.add(
+        "container_to_other_containers",
+        "container home -> the other 9 containers",
+        &s,
+    );
 
     // Idle cost of the host sync and of one guard.
     let sync = env.sync_pid().expect("the host sync runs");
@@ -464,79 +494,91 @@ fn main() {
     let (s0, g0) = (cost(sync), cost(guard));
     std::thread::sleep(Duration::from_secs(10));
     let (s1, g1) = (cost(sync), cost(guard));
-    lines.push(String::new());
-    lines.push(format!(
+    report.lines.push(String::new());
+    report.lines.push(format!(
         "idle over 10 s: host sync {} CPU ticks, VmRSS {} kB; guard {} ticks, VmRSS {} kB",
         s1.0 - s0.0,
         s1.1,
         g1.0 - g0.0,
         g1.1
     ));
-    results.insert(
+    report.results.insert(
         "idle",
         json!({"seconds": 10, "sync_ticks": s1.0 - s0.0, "sync_rss_kb": s1.1,
-                                  "guard_ticks": g1.0 - g0.0, "guard_rss_kb": g1.1}),
+               "guard_ticks": g1.0 - g0.0, "guard_rss_kb": g1.1}),
     );
-    drop(containers);
+}
 
-    // docker-flags: a bare start of the same binary, with the sync running,
-    // and when it must start one.
-    let bare = Stats::new(
-        (0..a.rounds)
-            .map(|_| {
-                timed({
-                    let mut c = env.caw();
-                    c.arg("--version");
-                    c
-                })
-            })
-            .collect(),
+/// Stop the host sync and wait until it is gone.
+fn stop_sync(env: &Env) {
+    let Some(pid) = env.sync_pid() else { return };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
     );
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// docker-flags: a bare start of the same binary, with the sync running,
+/// and when it must start one.
+fn docker_flags(a: &Args, env: &Env, report: &mut Report) {
+    let version = || {
+        let mut c = env.caw();
+        c.arg("--version");
+        c
+    };
     let flags = || {
         let mut c = env.caw();
         c.args(["auth", "docker-flags", "--auth-dir"])
             .arg(&env.auth);
         c
     };
+    let bare = Stats::new((0..a.rounds).map(|_| timed(version())).collect());
     let running = Stats::new((0..a.rounds).map(|_| timed(flags())).collect());
-    let mut starting = Vec::new();
-    for _ in 0..a.rounds.min(20) {
-        run(env
-            .caw()
-            .args(["auth", "teardown", "--dry-run", "--auth-dir"])
-            .arg(&env.auth));
-        if let Some(pid) = env.sync_pid() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            while Path::new(&format!("/proc/{pid}")).exists()
-                && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| !s.contains(") Z"))
-            {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        starting.push(timed(flags()));
-    }
-    let starting = Stats::new(starting);
-    lines.push(String::new());
-    lines.push("| command | median | p90 | max | n |".into());
-    lines.push("| --- | --- | --- | --- | --- |".into());
-    lines.push(bare.line("`caw --version` (a bare start)"));
-    lines.push(running.line("`caw auth docker-flags`, sync running"));
-    lines.push(starting.line("`caw auth docker-flags`, starting the sync"));
-    lines.push(format!(
+    let starting = Stats::new(
+        (0..a.rounds.min(20))
+            .map(|_| {
+                stop_sync(env);
+                timed(flags())
+            })
+            .collect(),
+    );
+    report.table("command");
+    report
+        .lines
+        .push(bare.line("`caw --version` (a bare start)"));
+    report
+        .lines
+        .push(running.line("`caw auth docker-flags`, sync running"));
+    report
+        .lines
+        .push(starting.line("`caw auth docker-flags`, starting the sync"));
+    report.lines.push(format!(
         "docker-flags with the sync running / bare start: {:.2}x (target <= 2x)",
         running.median() / bare.median()
     ));
-    results.insert("docker_flags", json!({"bare_start": bare.json(), "sync_running": running.json(), "starting_sync": starting.json()}));
+    report.results.insert(
+        "docker_flags",
+        json!({"bare_start": bare.json(), "sync_running": running.json(),
+               "starting_sync": starting.json()}),
+    );
+}
+
+fn main() {
+    let a = args();
+    build_image(&a.busybox);
+    let env = prepare(&a);
+    let mut report = Report::default();
+    live_channel(&a, &env, &mut report);
+    docker_flags(&a, &env, &mut report);
     run(env
         .caw()
         .args(["auth", "teardown", "--auth-dir"])
         .arg(&env.auth));
 
-    println!("{}", lines.join("\n"));
+    println!("{}", report.lines.join("\n"));
     if let Some(parent) = a.out.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
@@ -544,7 +586,7 @@ fn main() {
                       "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()});
     std::fs::write(
         &a.out,
-        serde_json::to_vec_pretty(&json!({"meta": meta, "results": results})).unwrap(),
+        serde_json::to_vec_pretty(&json!({"meta": meta, "results": report.results})).unwrap(),
     )
     .unwrap();
     eprintln!("(all samples in {})", a.out.display());

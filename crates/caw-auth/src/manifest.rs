@@ -298,53 +298,8 @@ impl Manifest {
             check_absolute(value).map_err(|reason| bad(key, &reason))?;
         }
 
-        let mut config_dirs = std::collections::BTreeMap::new();
-        match root.get("config_dirs") {
-            None => {}
-            Some(Value::Object(dirs)) => {
-                for (agent, dir) in dirs {
-                    let at = format!("config_dirs.{agent}");
-                    let Some(dir) = dir.as_str() else {
-                        return Err(bad(&at, "must be a string"));
-                    };
-                    if crate::agents::by_name(agent)
-                        .and_then(|a| a.relocation)
-                        .is_none()
-                    {
-                        return Err(bad(&at, "names no agent whose files can move"));
-                    }
-                    check_absolute(dir).map_err(|reason| bad(&at, &reason))?;
-                    config_dirs.insert(agent.clone(), PathBuf::from(dir));
-                }
-            }
-            Some(_) => return Err(bad("config_dirs", "must be an object")),
-        }
-
-        let agents_obj = match root.get("agents") {
-            Some(Value::Object(o)) => o,
-            Some(_) => return Err(bad("agents", "must be an object")),
-            None => return Err(bad("agents", "is missing")),
-        };
-        let mut agents = Vec::with_capacity(agents_obj.len());
-        for (name, entry) in agents_obj {
-            let at = format!("agents.{name}");
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(bad(&at, "is not a valid agent name"));
-            }
-            let files = entry
-                .get("files")
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad(&format!("{at}.files"), "must be an array"))?;
-            let mut out = Vec::with_capacity(files.len());
-            for (i, file) in files.iter().enumerate() {
-                out.push(parse_file(file, &format!("{at}.files[{i}]"), &bad)?);
-            }
-            agents.push((name.clone(), AgentEntry { files: out }));
-        }
+        let config_dirs = parse_config_dirs(root, &bad)?;
+        let agents = parse_agents(root, &bad)?;
         Ok(Manifest {
             mode,
             created_at,
@@ -357,7 +312,71 @@ impl Manifest {
     }
 }
 
-fn parse_file(file: &Value, at: &str, bad: &dyn Fn(&str, &str) -> Error) -> Result<ManifestFile> {
+type Bad<'a> = dyn Fn(&str, &str) -> Error + 'a;
+
+/// `config_dirs`: where an agent that can move its files keeps them.
+fn parse_config_dirs(
+    root: &serde_json::Map<String, Value>,
+    bad: &Bad<'_>,
+) -> Result<std::collections::BTreeMap<String, PathBuf>> {
+    let mut config_dirs = std::collections::BTreeMap::new();
+    match root.get("config_dirs") {
+        None => {}
+        Some(Value::Object(dirs)) => {
+            for (agent, dir) in dirs {
+                let at = format!("config_dirs.{agent}");
+                let Some(dir) = dir.as_str() else {
+                    return Err(bad(&at, "must be a string"));
+                };
+                if crate::agents::by_name(agent)
+                    .and_then(|a| a.relocation)
+                    .is_none()
+                {
+                    return Err(bad(&at, "names no agent whose files can move"));
+                }
+                check_absolute(dir).map_err(|reason| bad(&at, &reason))?;
+                config_dirs.insert(agent.clone(), PathBuf::from(dir));
+            }
+        }
+        Some(_) => return Err(bad("config_dirs", "must be an object")),
+    }
+    Ok(config_dirs)
+}
+
+/// `agents`: each agent's files, by name.
+fn parse_agents(
+    root: &serde_json::Map<String, Value>,
+    bad: &Bad<'_>,
+) -> Result<Vec<(String, AgentEntry)>> {
+    let agents_obj = match root.get("agents") {
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(bad("agents", "must be an object")),
+        None => return Err(bad("agents", "is missing")),
+    };
+    let mut agents = Vec::with_capacity(agents_obj.len());
+    for (name, entry) in agents_obj {
+        let at = format!("agents.{name}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(bad(&at, "is not a valid agent name"));
+        }
+        let files = entry
+            .get("files")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad(&format!("{at}.files"), "must be an array"))?;
+        let mut out = Vec::with_capacity(files.len());
+        for (i, file) in files.iter().enumerate() {
+            out.push(parse_file(file, &format!("{at}.files[{i}]"), bad)?);
+        }
+        agents.push((name.clone(), AgentEntry { files: out }));
+    }
+    Ok(agents)
+}
+
+fn parse_file(file: &Value, at: &str, bad: &Bad<'_>) -> Result<ManifestFile> {
     let obj = file
         .as_object()
         .ok_or_else(|| bad(at, "must be an object"))?;

@@ -194,102 +194,125 @@ pub struct Usage(pub String);
 /// Split `args` (see the module docs for the rule).
 pub fn parse(args: &[OsString]) -> Result<RunLine, Usage> {
     let mut line = RunLine::default();
-    let mut i = 0;
-    let utf8 = |a: &OsStr| {
-        a.to_str()
-            .map(str::to_string)
-            .ok_or_else(|| Usage(format!("`{}` is not valid UTF-8", a.to_string_lossy())))
-    };
-    while i < args.len() {
-        let arg = &args[i];
+    let mut at = Cursor { args, i: 0 };
+    while let Some(arg) = args.get(at.i) {
         let bytes = arg.as_encoded_bytes();
         if bytes == b"--" {
-            i += 1;
+            at.i += 1;
             break;
         }
         if bytes.first() != Some(&b'-') || bytes == b"-" {
             break;
         }
         let text = utf8(arg)?;
-        // The value of the option at `i`: attached, else the next argument.
-        let mut value = |attached: Option<&str>, name: &str| -> Result<OsString, Usage> {
-            if let Some(v) = attached {
-                return Ok(v.into());
-            }
-            i += 1;
-            args.get(i)
-                .cloned()
-                .ok_or_else(|| Usage(format!("`{name}` needs a value")))
-        };
-        if let Some(long) = text.strip_prefix("--") {
-            let (name, attached) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (long, None),
-            };
-            match name {
-                "auth-dir" => line.auth_dir = Some(value(attached, "--auth-dir")?.into()),
-                "agents" => line.agents.push(utf8(&value(attached, "--agents")?)?),
-                "user" => line.user = Some(utf8(&value(attached, "--user")?)?),
-                "entrypoint" => line.entrypoint = Some(utf8(&value(attached, "--entrypoint")?)?),
-                _ if VALUE_OPTIONS.contains(&name) => {
-                    line.docker.push(arg.clone());
-                    if attached.is_none() {
-                        line.docker.push(value(None, &text)?);
-                    }
-                }
-                _ if FLAG_OPTIONS.contains(&name) || attached.is_some() => {
-                    line.docker.push(arg.clone())
-                }
-                _ => {
-                    return Err(Usage(format!(
-                        "caw run does not know whether docker's `--{name}` takes a value; \
-                         write it as `--{name}=VALUE` (or `--{name}=true` for a flag)"
-                    )))
-                }
-            }
-        } else {
-            // A cluster of short options: flags, then at most one that takes
-            // a value (the rest of the cluster, or the next argument).
-            let cluster = &text[1..];
-            let mut flags = String::new();
-            for (at, c) in cluster.char_indices() {
-                let rest = &cluster[at + c.len_utf8()..];
-                let attached = (!rest.is_empty()).then_some(rest);
-                if FLAG_SHORT.contains(c) {
-                    flags.push(c);
-                    continue;
-                }
-                if c != 'u' && !VALUE_SHORT.contains(c) {
-                    return Err(Usage(format!(
-                        "caw run does not know docker's `-{c}` (in `{text}`); use its long form"
-                    )));
-                }
-                if !flags.is_empty() {
-                    line.docker
-                        .push(format!("-{}", std::mem::take(&mut flags)).into());
-                }
-                if c == 'u' {
-                    line.user = Some(utf8(&value(attached, "-u")?)?);
-                } else if let Some(v) = attached {
-                    line.docker.push(format!("-{c}{v}").into());
-                } else {
-                    line.docker.push(format!("-{c}").into());
-                    line.docker.push(value(None, &format!("-{c}"))?);
-                }
-                break;
-            }
-            if !flags.is_empty() {
-                line.docker.push(format!("-{flags}").into());
-            }
+        match text.strip_prefix("--") {
+            Some(long) => take_long(&mut line, &mut at, long)?,
+            None => take_short(&mut line, &mut at, &text[1..])?,
         }
-        i += 1;
+        at.i += 1;
     }
-    let Some(image) = args.get(i) else {
+    let Some(image) = args.get(at.i) else {
         return Err(Usage("no IMAGE given".into()));
     };
     line.image = image.clone();
-    line.command = args[i + 1..].to_vec();
+    line.command = args[at.i + 1..].to_vec();
     Ok(line)
+}
+
+/// Where [`parse`] is in the arguments.
+struct Cursor<'a> {
+    args: &'a [OsString],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    /// The option being read, as given.
+    fn current(&self) -> OsString {
+        self.args[self.i].clone()
+    }
+
+    /// The value of the current option: `attached`, else the next argument.
+    fn value(&mut self, attached: Option<&str>, name: &str) -> Result<OsString, Usage> {
+        if let Some(v) = attached {
+            return Ok(v.into());
+        }
+        self.i += 1;
+        self.args
+            .get(self.i)
+            .cloned()
+            .ok_or_else(|| Usage(format!("`{name}` needs a value")))
+    }
+}
+
+fn utf8(a: &OsStr) -> Result<String, Usage> {
+    a.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| Usage(format!("`{}` is not valid UTF-8", a.to_string_lossy())))
+}
+
+/// `--name[=value]` (`long` is without the dashes).
+fn take_long(line: &mut RunLine, at: &mut Cursor<'_>, long: &str) -> Result<(), Usage> {
+    let (name, attached) = match long.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (long, None),
+    };
+    match name {
+        "auth-dir" => line.auth_dir = Some(at.value(attached, "--auth-dir")?.into()),
+        "agents" => line.agents.push(utf8(&at.value(attached, "--agents")?)?),
+        "user" => line.user = Some(utf8(&at.value(attached, "--user")?)?),
+        "entrypoint" => line.entrypoint = Some(utf8(&at.value(attached, "--entrypoint")?)?),
+        _ if VALUE_OPTIONS.contains(&name) => {
+            line.docker.push(at.current());
+            if attached.is_none() {
+                line.docker.push(at.value(None, &format!("--{name}"))?);
+            }
+        }
+        _ if FLAG_OPTIONS.contains(&name) || attached.is_some() => line.docker.push(at.current()),
+        _ => {
+            return Err(Usage(format!(
+                "caw run does not know whether docker's `--{name}` takes a value; \
+                 write it as `--{name}=VALUE` (or `--{name}=true` for a flag)"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// A cluster of short options (`cluster` is without the dash): flags, then
+/// at most one that takes a value (the rest of the cluster, or the next
+/// argument).
+fn take_short(line: &mut RunLine, at: &mut Cursor<'_>, cluster: &str) -> Result<(), Usage> {
+    let mut flags = String::new();
+    for (pos, c) in cluster.char_indices() {
+        let rest = &cluster[pos + c.len_utf8()..];
+        let attached = (!rest.is_empty()).then_some(rest);
+        if FLAG_SHORT.contains(c) {
+            flags.push(c);
+            continue;
+        }
+        if c != 'u' && !VALUE_SHORT.contains(c) {
+            return Err(Usage(format!(
+                "caw run does not know docker's `-{c}` (in `-{cluster}`); use its long form"
+            )));
+        }
+        if !flags.is_empty() {
+            line.docker
+                .push(format!("-{}", std::mem::take(&mut flags)).into());
+        }
+        if c == 'u' {
+            line.user = Some(utf8(&at.value(attached, "-u")?)?);
+        } else if let Some(v) = attached {
+            line.docker.push(format!("-{c}{v}").into());
+        } else {
+            line.docker.push(format!("-{c}").into());
+            line.docker.push(at.value(None, &format!("-{c}"))?);
+        }
+        return Ok(());
+    }
+    if !flags.is_empty() {
+        line.docker.push(format!("-{flags}").into());
+    }
+    Ok(())
 }
 
 /// What `docker image inspect` says about an image.
@@ -466,37 +489,7 @@ fn prepare(args: &[OsString]) -> Result<Command, Failure> {
         ),
         code: 2,
     })?;
-    let auth_dir =
-        caw_auth::auth_dir::resolve(line.auth_dir.as_deref()).map_err(anyhow::Error::from)?;
-    if !auth_dir.join(caw_auth::manifest::MANIFEST_FILE).exists() {
-        caw_auth::setup(&caw_auth::SetupOptions {
-            agents: line.agents.clone(),
-            auth_dir: Some(auth_dir.clone()),
-            embedded_binary: caw_bundle::binary(),
-            ..Default::default()
-        })
-        .map_err(anyhow::Error::from)?;
-    } else if !line.agents.is_empty() {
-        log::info!(
-            "`{}` is already set up; --agents applies only to a new auth dir \
-             (run `caw auth setup --agents …` to change it)",
-            auth_dir.display()
-        );
-    }
-    let bundled = auth_dir.join(BUNDLED_BINARY);
-    if !is_static_linux_executable(&bundled) {
-        return Err(Failure::new(
-            format!(
-                "`{}` is missing or not a static Linux build; caw run needs it as the container's entrypoint",
-                bundled.display()
-            ),
-            Some(
-                "run `caw auth setup` again with a caw that bundles it (`cargo install --path \
-                 crates/caw-cli` or `pip install .` do), or point CAW_STATIC_BINARY at one \
-                 (scripts/build-static.sh builds it)",
-            ),
-        ));
-    }
+    let auth_dir = ready_auth_dir(&line)?;
     let manifest = Manifest::load(&auth_dir).map_err(anyhow::Error::from)?;
     let mounts = caw_auth::docker_mounts(Some(&auth_dir)).map_err(anyhow::Error::from)?;
     // The host sync (live mode) runs before the container starts.
@@ -539,6 +532,43 @@ fn prepare(args: &[OsString]) -> Result<Command, Failure> {
         &command,
     ));
     Ok(docker)
+}
+
+/// The auth dir, set up first when it has no manifest, with the bundled
+/// container `caw` checked.
+fn ready_auth_dir(line: &RunLine) -> Result<PathBuf, Failure> {
+    let auth_dir =
+        caw_auth::auth_dir::resolve(line.auth_dir.as_deref()).map_err(anyhow::Error::from)?;
+    if !auth_dir.join(caw_auth::manifest::MANIFEST_FILE).exists() {
+        caw_auth::setup(&caw_auth::SetupOptions {
+            agents: line.agents.clone(),
+            auth_dir: Some(auth_dir.clone()),
+            embedded_binary: caw_bundle::binary(),
+            ..Default::default()
+        })
+        .map_err(anyhow::Error::from)?;
+    } else if !line.agents.is_empty() {
+        log::info!(
+            "`{}` is already set up; --agents applies only to a new auth dir \
+             (run `caw auth setup --agents …` to change it)",
+            auth_dir.display()
+        );
+    }
+    let bundled = auth_dir.join(BUNDLED_BINARY);
+    if !is_static_linux_executable(&bundled) {
+        return Err(Failure::new(
+            format!(
+                "`{}` is missing or not a static Linux build; caw run needs it as the container's entrypoint",
+                bundled.display()
+            ),
+            Some(
+                "run `caw auth setup` again with a caw that bundles it (`cargo install --path \
+                 crates/caw-cli` or `pip install .` do), or point CAW_STATIC_BINARY at one \
+                 (scripts/build-static.sh builds it)",
+            ),
+        ));
+    }
+    Ok(auth_dir)
 }
 
 /// `docker image inspect`, pulling the image once when it is not there.
