@@ -41,6 +41,10 @@ use base64::Engine as _;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+#[path = "support/skip.rs"]
+#[allow(dead_code)]
+mod skip;
+
 /// The host user: owner of `H` and `A`, and who runs setup and the sync.
 const HOST_UID: u32 = 4242;
 const HOST_GID: u32 = 4343;
@@ -153,18 +157,7 @@ fn can_run(guard: Guard) -> bool {
 /// capture, so it shows in a passing run), and return false; with `CI` set,
 /// a test that cannot run fails instead.
 fn skip(why: &str) -> bool {
-    use std::io::Write as _;
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!(
-            "cannot run the container tests: {why}\n\
-             (`CI` is set, so this is a failure, not a skip)"
-        );
-    }
-    let test = std::thread::current().name().unwrap_or("?").to_string();
-    let _ = writeln!(
-        std::io::stderr(),
-        "caw container tests: skipped `{test}`: {why} (set CI=1 to make this a failure)"
-    );
+    skip::skip("caw container tests", &skip::current_test(), why);
     false
 }
 
@@ -657,6 +650,40 @@ impl Session {
 
     fn sync_pid(&self) -> Option<i32> {
         self.sync.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Restart the sync to exit after 1 s without an attached container
+    /// (checked every second), and see it stay through two checks while
+    /// `attached` says how a container is attached.
+    fn sync_stays_while(&mut self, attached: &str) {
+        self.stop_sync(Signal::SIGTERM);
+        self.start_sync_with(&["--idle-exit", "1", "--check-every", "1"]);
+        // A must-not-happen window of two checks.
+        std::thread::sleep(Duration::from_millis(2200));
+        assert!(
+            self.sync_pid().is_some_and(alive),
+            "the sync exited though {attached}:\n{}",
+            self.all_logs()
+        );
+    }
+
+    /// Wait (5 s at most) for the sync to exit by itself `when`; it must
+    /// exit successfully.
+    fn sync_exits(&mut self, when: &str) {
+        let mut child = self.sync.take().expect("a sync runs");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the sync did not exit {when}:\n{}", self.sync_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{status}");
     }
 
     /// Another container (a home, PID file and log); returns its index.
@@ -1928,32 +1955,10 @@ fn the_sync_stays_while_a_guard_is_attached(guard: Guard, mode: Mode) {
         "the guard holds its shared lock on live/"
     );
     assert!(!s.log_text().contains("flock"), "{}", s.log_text());
-    s.stop_sync(Signal::SIGTERM);
-    // Idle after 1 s without a container, checked every second.
-    s.start_sync_with(&["--idle-exit", "1", "--check-every", "1"]);
-    // A must-not-happen window of two checks.
-    std::thread::sleep(Duration::from_millis(2200));
-    assert!(
-        s.sync_pid().is_some_and(alive),
-        "the sync took an attached container for none and exited:\n{}",
-        s.all_logs()
-    );
+    s.sync_stays_while("a guard holds its lock on live/");
     s.stop_guards();
     assert!(!s.live_is_locked(), "the lock outlived the guard");
-    let child = s.sync.as_mut().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sync did not exit once no container was attached"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    s.sync = None;
-    assert!(status.success(), "{status}");
+    s.sync_exits("once no container was attached");
     assert!(
         s.sync_text().contains("no container attached"),
         "{}",
@@ -1976,30 +1981,9 @@ fn a_shell_guard_without_flock_keeps_the_sync_by_heartbeat(guard: Guard, mode: M
         .collect();
     assert_eq!(said.len(), 1, "{log}");
     assert!(said[0].contains("by opening"), "{}", said[0]);
-    s.stop_sync(Signal::SIGTERM);
-    s.start_sync_with(&["--idle-exit", "1", "--check-every", "1"]);
-    // A must-not-happen window of two checks.
-    std::thread::sleep(Duration::from_millis(2200));
-    assert!(
-        s.sync_pid().is_some_and(alive),
-        "the sync took a heartbeating container for none and exited:\n{}",
-        s.all_logs()
-    );
+    s.sync_stays_while("a shell guard heartbeats");
     s.stop_guards();
-    let child = s.sync.as_mut().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the sync did not exit once the heartbeat stopped"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    s.sync = None;
-    assert!(status.success(), "{status}");
+    s.sync_exits("once the heartbeat stopped");
 }
 
 /// The usual desktop: the host user and the image's user have the same

@@ -8,6 +8,9 @@
 //! Needs root and util-linux `unshare`/`mount`; otherwise each test says
 //! why it is skipped, or fails when `CI` is set.
 
+#[path = "support/skip.rs"]
+#[allow(dead_code)]
+mod skip;
 #[path = "cli/util.rs"]
 #[allow(dead_code)]
 mod util;

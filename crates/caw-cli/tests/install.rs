@@ -12,6 +12,9 @@
 //! (`install-test/`) and share the nested static build (`caw-bundle/`), so
 //! a second run is quick.
 
+#[path = "support/skip.rs"]
+#[allow(dead_code)]
+mod skip;
 #[path = "cli/util.rs"]
 #[allow(dead_code)]
 mod util;

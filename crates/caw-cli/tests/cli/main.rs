@@ -4,6 +4,9 @@ mod compat;
 mod docker_flags;
 mod robustness;
 mod setup;
+#[path = "../support/skip.rs"]
+#[allow(dead_code)]
+mod skip;
 mod status;
 mod sync;
 mod teardown;

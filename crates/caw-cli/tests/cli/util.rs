@@ -298,12 +298,6 @@ impl TestEnv {
     }
 }
 
-/// True under CI (`CI` set and non-empty): a test that cannot run its real
-/// part must fail there instead of passing silently.
-pub fn ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
 pub fn regex_escape(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {

@@ -48,6 +48,9 @@ mod prereqs;
 mod run;
 mod security;
 mod session;
+#[path = "../support/skip.rs"]
+#[allow(dead_code)]
+mod skip;
 mod sync;
 #[path = "../cli/util.rs"]
 #[allow(dead_code)]

@@ -6,62 +6,35 @@
 //! Anything that goes wrong once the prerequisites are there (an image that
 //! does not build, a static build that fails) is always a failure.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::container::run_with_timeout;
 use crate::image;
 
-/// The outcome of checking the machine, computed once per test binary.
-enum Prereqs {
-    /// The image is built and tagged.
-    Ready(String),
-    /// Docker or busybox is not there: skip (or fail under `CI`).
-    Missing(String),
-    /// The prerequisites are there but preparing the image failed.
-    Broken(String),
-}
+/// The outcome of checking the machine (the image's tag when ready).
+type Prereqs = crate::skip::Found<String>;
 
 static PREREQS: OnceLock<Prereqs> = OnceLock::new();
 static STATIC_CAW: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
-/// Write to the real stderr: the test harness captures `eprintln!` of passing
-/// tests, and a skip must be visible.
+/// Say `message` on the real stderr (see [`crate::skip::say`]).
 pub fn say(message: &str) {
-    let _ = writeln!(std::io::stderr(), "caw e2e: {message}");
-}
-
-fn ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+    crate::skip::say("caw e2e", message);
 }
 
 /// The test image's tag, or `None` when the test must be skipped (after
 /// saying why). Panics when the machine is broken, or under `CI` when a
 /// prerequisite is missing.
 pub fn image_or_skip(test: &str) -> Option<&'static str> {
-    match PREREQS.get_or_init(check) {
-        Prereqs::Ready(tag) => Some(tag),
-        Prereqs::Missing(reason) if ci() => {
-            panic!("{reason}\n(`CI` is set, so the Docker end-to-end tests may not be skipped)")
-        }
-        Prereqs::Missing(reason) => {
-            // The reason once, then one line per skipped test.
-            static SAID: AtomicBool = AtomicBool::new(false);
-            if !SAID.swap(true, Ordering::Relaxed) {
-                say(&format!(
-                    "skipping the Docker tests: {reason}\n\
-                     (set CI=1 to make this a failure)"
-                ));
-            }
-            say(&format!("skipped `{test}`"));
-            None
-        }
-        Prereqs::Broken(reason) => panic!("{reason}"),
-    }
+    static SAID: AtomicBool = AtomicBool::new(false);
+    PREREQS
+        .get_or_init(check)
+        .get("caw e2e", &SAID, test)
+        .map(String::as_str)
 }
 
 fn check() -> Prereqs {

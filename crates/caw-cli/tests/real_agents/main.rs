@@ -31,5 +31,8 @@ mod net;
 mod prereqs;
 mod refresh;
 mod session;
+#[path = "../support/skip.rs"]
+#[allow(dead_code)]
+mod skip;
 mod trust;
 mod tui;

@@ -2,10 +2,9 @@
 //! binary: a missing prerequisite skips each test with a message (a failure
 //! under `CI`); a prerequisite that is there but broken always fails.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 pub struct Prereqs {
@@ -18,43 +17,20 @@ pub struct Prereqs {
     pub static_caw: PathBuf,
 }
 
-enum State {
-    Ready(Prereqs),
-    Missing(String),
-    Broken(String),
-}
+type State = crate::skip::Found<Prereqs>;
 
 static STATE: OnceLock<State> = OnceLock::new();
 
-/// Write to the real stderr: the harness captures `eprintln!` of passing tests.
+/// Say `message` on the real stderr (see [`crate::skip::say`]).
 pub fn say(message: &str) {
-    let _ = writeln!(std::io::stderr(), "caw real-agents: {message}");
-}
-
-fn ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+    crate::skip::say("caw real-agents", message);
 }
 
 /// The prerequisites, or `None` when the test must be skipped (after saying
 /// why). Panics when they are broken, or under `CI` when one is missing.
 pub fn get_or_skip(test: &str) -> Option<&'static Prereqs> {
-    match STATE.get_or_init(check) {
-        State::Ready(p) => Some(p),
-        State::Missing(reason) if ci() => {
-            panic!("{reason}\n(`CI` is set, so the real-agent tests may not be skipped)")
-        }
-        State::Missing(reason) => {
-            static SAID: AtomicBool = AtomicBool::new(false);
-            if !SAID.swap(true, Ordering::Relaxed) {
-                say(&format!(
-                    "skipping the real-agent tests: {reason}\n(set CI=1 to make this a failure)"
-                ));
-            }
-            say(&format!("skipped `{test}`"));
-            None
-        }
-        State::Broken(reason) => panic!("{reason}"),
-    }
+    static SAID: AtomicBool = AtomicBool::new(false);
+    STATE.get_or_init(check).get("caw real-agents", &SAID, test)
 }
 
 fn check() -> State {

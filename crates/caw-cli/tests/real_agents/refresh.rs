@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use crate::net::Request;
 use crate::session::{
-    jwt_tag, poll, text, Session, CLAUDE_ACCESS, CLAUDE_REFRESH, CODEX_REFRESH, HOME,
+    jwt_tag, poll, text, Agent, Session, CLAUDE_ACCESS, CLAUDE_REFRESH, CODEX_REFRESH, HOME,
 };
 
 const CLAUDE_CRED: &str = ".claude/.credentials.json";
@@ -15,14 +16,49 @@ const CODEX_CRED: &str = ".codex/auth.json";
 /// second (inotify); the rest is slack for a loaded machine.
 const SYNC: Duration = Duration::from_secs(10);
 
+/// A session whose host holds an expired login of `agent` (set up for it),
+/// and a container running with it.
+fn with_expired_login(agent: &str) -> Option<(Session, Agent)> {
+    let s = Session::new(module_path!())?;
+    match agent {
+        "claude" => s.login_claude(-60),
+        _ => s.login_codex(-3600, false),
+    }
+    s.setup(&["--agents", agent]);
+    let container = s.start_container(agent);
+    Some((s, container))
+}
+
+/// The refresh requests so far: exactly one.
+fn one_refresh(s: &Session) -> Vec<Request> {
+    let tokens: Vec<_> = s
+        .net
+        .requests()
+        .into_iter()
+        .filter(|r| r.refresh_token.is_some())
+        .collect();
+    assert_eq!(tokens.len(), 1, "one refresh in the container: {tokens:#?}");
+    tokens
+}
+
+/// The bearer tokens sent since request `n`; none of those requests was a
+/// refresh, and at least one carried a bearer token.
+fn bearers_without_refresh(s: &Session, n: usize) -> Vec<String> {
+    let after = &s.net.requests()[n..];
+    assert!(
+        after.iter().all(|r| r.refresh_token.is_none()),
+        "refreshed again: {after:#?}"
+    );
+    let bearers: Vec<String> = after.iter().filter_map(|r| r.bearer.clone()).collect();
+    assert!(!bearers.is_empty(), "no bearer token sent: {after:#?}");
+    bearers
+}
+
 #[test]
 fn claude_refresh_in_container_reaches_host_file() {
-    let Some(s) = Session::new(module_path!()) else {
+    let Some((s, container)) = with_expired_login("claude") else {
         return;
     };
-    s.login_claude(-60);
-    s.setup(&["--agents", "claude"]);
-    let container = s.start_container("claude");
 
     // An expired access token: `auth status` refreshes it first.
     let out = container.run("claude", &["auth", "status"]);
@@ -31,13 +67,7 @@ fn claude_refresh_in_container_reaches_host_file() {
         "claude auth status: {}",
         text(&out.stderr)
     );
-    let tokens: Vec<_> = s
-        .net
-        .requests()
-        .into_iter()
-        .filter(|r| r.refresh_token.is_some())
-        .collect();
-    assert_eq!(tokens.len(), 1, "one refresh in the container: {tokens:#?}");
+    let tokens = one_refresh(&s);
     assert_eq!(tokens[0].refresh_token.as_deref(), Some(CLAUDE_REFRESH));
     assert!(!tokens[0].refused);
 
@@ -70,16 +100,7 @@ fn claude_refresh_in_container_reaches_host_file() {
         "host claude auth status: {}",
         text(&out.stderr)
     );
-    let after = &s.net.requests()[n..];
-    assert!(
-        after.iter().all(|r| r.refresh_token.is_none()),
-        "the host refreshed again: {after:#?}"
-    );
-    let bearers: Vec<_> = after.iter().filter_map(|r| r.bearer.as_deref()).collect();
-    assert!(
-        !bearers.is_empty(),
-        "the host's claude sent no bearer token"
-    );
+    let bearers = bearers_without_refresh(&s, n);
     assert!(
         bearers
             .iter()
@@ -91,12 +112,9 @@ fn claude_refresh_in_container_reaches_host_file() {
 
 #[test]
 fn codex_refresh_in_container_reaches_host_file() {
-    let Some(s) = Session::new(module_path!()) else {
+    let Some((s, container)) = with_expired_login("codex") else {
         return;
     };
-    s.login_codex(-3600, false);
-    s.setup(&["--agents", "codex"]);
-    let container = s.start_container("codex");
 
     let out = container.run("codex", &["exec", "--skip-git-repo-check", "say hi"]);
     assert!(
@@ -105,13 +123,7 @@ fn codex_refresh_in_container_reaches_host_file() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    let tokens: Vec<_> = s
-        .net
-        .requests()
-        .into_iter()
-        .filter(|r| r.refresh_token.is_some())
-        .collect();
-    assert_eq!(tokens.len(), 1, "one refresh in the container: {tokens:#?}");
+    let tokens = one_refresh(&s);
     assert_eq!(tokens[0].refresh_token.as_deref(), Some(CODEX_REFRESH));
 
     let host = poll(SYNC, || {
@@ -137,17 +149,10 @@ fn codex_refresh_in_container_reaches_host_file() {
         "host codex exec: {}",
         text(&out.stderr)
     );
-    let after = &s.net.requests()[n..];
-    assert!(
-        after.iter().all(|r| r.refresh_token.is_none()),
-        "the host refreshed again"
-    );
-    let tags: Vec<String> = after
+    let tags: Vec<String> = bearers_without_refresh(&s, n)
         .iter()
-        .filter_map(|r| r.bearer.as_deref())
-        .map(jwt_tag)
+        .map(|b| jwt_tag(b))
         .collect();
-    assert!(!tags.is_empty(), "the host's codex sent no bearer token");
     assert!(
         tags.iter().all(|t| t == "codex-fake-refreshed-1"),
         "host bearer tokens after the container's refresh: {tags:?}"
@@ -157,12 +162,9 @@ fn codex_refresh_in_container_reaches_host_file() {
 
 #[test]
 fn claude_refused_refresh_logged_out_file_stays_in_container() {
-    let Some(s) = Session::new(module_path!()) else {
+    let Some((s, container)) = with_expired_login("claude") else {
         return;
     };
-    s.login_claude(-60);
-    s.setup(&["--agents", "claude"]);
-    let container = s.start_container("claude");
     s.net.refuse_refreshes();
 
     // The server refuses: Claude writes its logged-out file (empty tokens,
@@ -228,12 +230,9 @@ fn codex_refused_refresh_leaves_both_files_alone() {
 
 #[test]
 fn claude_refresh_on_host_reaches_container() {
-    let Some(s) = Session::new(module_path!()) else {
+    let Some((s, container)) = with_expired_login("claude") else {
         return;
     };
-    s.login_claude(-60);
-    s.setup(&["--agents", "claude"]);
-    let container = s.start_container("claude");
 
     let out = s.on_host("claude", &["auth", "status"]);
     assert!(
@@ -261,7 +260,5 @@ fn claude_refresh_on_host_reaches_container() {
     let n = s.net.requests().len();
     let out = container.run("claude", &["auth", "status"]);
     assert!(out.status.success());
-    assert!(s.net.requests()[n..]
-        .iter()
-        .all(|r| r.refresh_token.is_none()));
+    bearers_without_refresh(&s, n);
 }

@@ -38,18 +38,25 @@ fn asks_for_trust(container: &Agent, dir: &str, program: &str) -> (bool, String)
     (text.contains(prompt), text)
 }
 
+/// Both agents logged in on the host, set up with `setup_args`, and a
+/// container running with them.
+fn logged_in_container(setup_args: &[&str]) -> Option<(Session, Agent)> {
+    let s = Session::new(module_path!())?;
+    s.login_claude(3 * 3600);
+    s.login_codex(5 * 86400, false);
+    s.setup(setup_args);
+    let container = s.start_container("tui");
+    Some((s, container))
+}
+
 #[test]
 fn trust_prompt_shows_in_workspace_without_trust_flag() {
     // The control for the tests below: the screen reader sees the prompt
     // when there is one. Without `--trust`, only the container home is
     // trusted, and /workspace (where projects are usually mounted) is not.
-    let Some(s) = Session::new(module_path!()) else {
+    let Some((_s, container)) = logged_in_container(&[]) else {
         return;
     };
-    s.login_claude(3 * 3600);
-    s.login_codex(5 * 86400, false);
-    s.setup(&[]);
-    let container = s.start_container("tui");
     for program in ["claude", "codex"] {
         let (asked, screen) = asks_for_trust(&container, WORKSPACE, program);
         assert!(
@@ -61,13 +68,9 @@ fn trust_prompt_shows_in_workspace_without_trust_flag() {
 
 #[test]
 fn no_trust_prompt_in_container_home() {
-    let Some(s) = Session::new(module_path!()) else {
+    let Some((_s, container)) = logged_in_container(&[]) else {
         return;
     };
-    s.login_claude(3 * 3600);
-    s.login_codex(5 * 86400, false);
-    s.setup(&[]);
-    let container = s.start_container("tui");
     for program in ["claude", "codex"] {
         let (asked, screen) = asks_for_trust(&container, HOME, program);
         assert!(!asked, "{program} asks to trust {HOME}:\n{screen}");
@@ -76,13 +79,9 @@ fn no_trust_prompt_in_container_home() {
 
 #[test]
 fn no_trust_prompt_in_workspace_with_trust_flag() {
-    let Some(s) = Session::new(module_path!()) else {
+    let Some((_s, container)) = logged_in_container(&["--trust", WORKSPACE]) else {
         return;
     };
-    s.login_claude(3 * 3600);
-    s.login_codex(5 * 86400, false);
-    s.setup(&["--trust", WORKSPACE]);
-    let container = s.start_container("tui");
     for program in ["claude", "codex"] {
         let (asked, screen) = asks_for_trust(&container, WORKSPACE, program);
         assert!(
