@@ -51,6 +51,8 @@ mod session;
 #[path = "../support/skip.rs"]
 #[allow(dead_code)]
 mod skip;
+#[path = "../support/static_caw.rs"]
+mod static_caw;
 mod sync;
 #[path = "../cli/util.rs"]
 #[allow(dead_code)]

@@ -83,64 +83,8 @@ fn busybox() -> Result<PathBuf, String> {
 /// A static `caw` to bundle: `$CAW_E2E_STATIC_BIN`, else built once with
 /// `scripts/build-static.sh` into this build's target dir.
 pub fn static_caw() -> &'static Path {
-    match STATIC_CAW.get_or_init(find_or_build_static) {
+    match STATIC_CAW.get_or_init(|| crate::static_caw::find_or_build(say)) {
         Ok(path) => path,
         Err(reason) => panic!("{reason}"),
     }
-}
-
-fn find_or_build_static() -> Result<PathBuf, String> {
-    let path = match std::env::var_os("CAW_E2E_STATIC_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => build_static()?,
-    };
-    if !caw_auth::bundle::is_static_linux_executable(&path) {
-        return Err(format!(
-            "`{}` (CAW_E2E_STATIC_BIN or scripts/build-static.sh) is not a static Linux executable",
-            path.display()
-        ));
-    }
-    Ok(path)
-}
-
-fn build_static() -> Result<PathBuf, String> {
-    let root = workspace_root();
-    // The target dir this test binary was built in, so the static build is
-    // cached next to it (CARGO_TARGET_TMPDIR is `<target>/tmp`).
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
-        .to_path_buf();
-    say(&format!(
-        "building a static caw with scripts/build-static.sh into `{}` \
-         (set CAW_E2E_STATIC_BIN to use an existing build)",
-        target.display()
-    ));
-    let script = root.join("scripts/build-static.sh");
-    let out = Command::new(&script)
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run `{}`: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("`{}` failed ({})", script.display(), out.status));
-    }
-    // The script prints the binary's path as its last line.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let printed = stdout.lines().last().unwrap_or("").trim();
-    let path = if printed.is_empty() {
-        target.join("x86_64-unknown-linux-gnu/release/caw")
-    } else {
-        PathBuf::from(printed)
-    };
-    Ok(path)
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/caw-cli is two levels below the workspace root")
-        .to_path_buf()
 }

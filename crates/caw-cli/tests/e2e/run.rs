@@ -346,7 +346,7 @@ fn debian_image() -> Result<String, String> {
     let base = match std::env::var("CAW_E2E_DEBIAN_IMAGE") {
         Ok(tag) if !tag.is_empty() => tag,
         _ => {
-            let script = crate::prereqs::workspace_root().join("scripts/debian-image.sh");
+            let script = crate::static_caw::workspace_root().join("scripts/debian-image.sh");
             if !script.exists() {
                 return Err(format!(
                     "no Debian image: set CAW_E2E_DEBIAN_IMAGE, or add `{}`",

@@ -34,5 +34,7 @@ mod session;
 #[path = "../support/skip.rs"]
 #[allow(dead_code)]
 mod skip;
+#[path = "../support/static_caw.rs"]
+mod static_caw;
 mod trust;
 mod tui;

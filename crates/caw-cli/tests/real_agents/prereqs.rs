@@ -2,10 +2,12 @@
 //! binary: a missing prerequisite skips each test with a message (a failure
 //! under `CI`); a prerequisite that is there but broken always fails.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
+
+use crate::static_caw::workspace_root;
 
 pub struct Prereqs {
     /// Holds `claude` and `codex`.
@@ -67,7 +69,7 @@ fn check() -> State {
         Ok(found) => found,
         Err(reason) => return State::Broken(reason),
     };
-    let static_caw = match static_caw() {
+    let static_caw = match crate::static_caw::find_or_build(say) {
         Ok(path) => path,
         Err(reason) => return State::Broken(reason),
     };
@@ -117,46 +119,4 @@ fn agents_and_image() -> Result<(PathBuf, String), String> {
         }
     }
     Ok((bin, image))
-}
-
-/// `$CAW_E2E_STATIC_BIN`, else built with `scripts/build-static.sh` into this
-/// build's target dir (as the Docker e2e tests do).
-fn static_caw() -> Result<PathBuf, String> {
-    let path = match std::env::var_os("CAW_E2E_STATIC_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => {
-            let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .parent()
-                .expect("CARGO_TARGET_TMPDIR has a parent")
-                .to_path_buf();
-            say("building a static caw with scripts/build-static.sh (set CAW_E2E_STATIC_BIN to reuse one)");
-            let script = workspace_root().join("scripts/build-static.sh");
-            let out = Command::new(&script)
-                .current_dir(workspace_root())
-                .env("CARGO_TARGET_DIR", &target)
-                .stderr(Stdio::inherit())
-                .output()
-                .map_err(|e| format!("cannot run `{}`: {e}", script.display()))?;
-            if !out.status.success() {
-                return Err(format!("`{}` failed ({})", script.display(), out.status));
-            }
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            PathBuf::from(stdout.lines().last().unwrap_or("").trim())
-        }
-    };
-    if !caw_auth::bundle::is_static_linux_executable(&path) {
-        return Err(format!(
-            "`{}` (CAW_E2E_STATIC_BIN or scripts/build-static.sh) is not a static Linux executable",
-            path.display()
-        ));
-    }
-    Ok(path)
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/caw-cli is two levels below the workspace root")
-        .to_path_buf()
 }
