@@ -38,6 +38,33 @@ pub struct SyncState {
     pub started_at: Timestamp,
     /// When it last copied a credential, if it has.
     pub last_sync: Option<Timestamp>,
+    /// What its refresher does for each login, by agent; `None`: it does
+    /// not refresh (`--no-refresh`, or a build without the refresher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<std::collections::BTreeMap<String, LoginRefresh>>,
+}
+
+/// The refresher's record of one login (no token: `sync.json` is readable
+/// by containers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRefresh {
+    /// When caw will refresh it next; `None`: never (no refresh token, a
+    /// dead login) or now.
+    #[serde(default)]
+    pub next_at: Option<Timestamp>,
+    /// When the last refresh was tried.
+    #[serde(default)]
+    pub last_at: Option<Timestamp>,
+    /// How it ended: `ok`, or why not (`refused (invalid_grant): log in
+    /// again on the host`, `no answer (…); retrying`).
+    #[serde(default)]
+    pub last: Option<String>,
+    /// Whether the last refresh succeeded.
+    #[serde(default)]
+    pub ok: Option<bool>,
+    /// Whether containers get the login without its refresh token.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// Whether a sync runs for an auth dir.
@@ -255,6 +282,7 @@ mod tests {
             pid: 42,
             started_at: Timestamp::from_second(1_700_000_000).unwrap(),
             last_sync: None,
+            refresh: None,
         };
         write_state(&auth, &state).unwrap();
         assert_eq!(status(&auth), SyncStatus::Running(Some(state)));
