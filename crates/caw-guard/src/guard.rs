@@ -99,7 +99,7 @@ pub(crate) fn pairs(
             file.mode.bits(),
         )
         .create_root();
-        pairs.push(Pair::new(agent, shared, End::Dir(own), VOICE));
+        pairs.push(Pair::new(agent, shared, End::Dir(own), VOICE).healing_b());
     }
     Ok(pairs)
 }

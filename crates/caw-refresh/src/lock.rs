@@ -227,7 +227,10 @@ mod tests {
     use super::*;
 
     const CLAUDE: HostLock = HostLock::ProperLockfile {
-        dirs: &[LockAt::InDir(".oauth_refresh.lock"), LockAt::DirSuffix(".lock")],
+        dirs: &[
+            LockAt::InDir(".oauth_refresh.lock"),
+            LockAt::DirSuffix(".lock"),
+        ],
         stale: Duration::from_secs(60),
     };
 

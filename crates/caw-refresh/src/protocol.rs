@@ -196,7 +196,9 @@ impl Protocol {
     pub fn endpoint(&self) -> Result<String, String> {
         let var = self.url_env();
         match std::env::var(&var) {
-            Ok(url) if !url.is_empty() => check_override(&url).map_err(|why| format!("{var}: {why}")),
+            Ok(url) if !url.is_empty() => {
+                check_override(&url).map_err(|why| format!("{var}: {why}"))
+            }
             _ => Ok(self.token_url.to_string()),
         }
     }
@@ -256,7 +258,12 @@ impl Protocol {
 
     /// The agent's credential file after `answer`, written as the CLI writes
     /// it; keys the answer does not concern are kept.
-    pub fn apply(&self, cred: &[u8], answer: &[u8], now: Timestamp) -> Result<Vec<u8>, AnswerError> {
+    pub fn apply(
+        &self,
+        cred: &[u8],
+        answer: &[u8],
+        now: Timestamp,
+    ) -> Result<Vec<u8>, AnswerError> {
         let mut value: Value = serde_json::from_slice(cred).map_err(|_| AnswerError::Credential)?;
         if !value.is_object() {
             return Err(AnswerError::Credential);
@@ -332,9 +339,7 @@ fn error_code(body: &[u8]) -> String {
 
 /// An endpoint override: `https://…`, or `http://…` on a loopback address.
 fn check_override(url: &str) -> Result<String, String> {
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|_| format!("`{url}` is not a URL"))?;
+    let uri: ureq::http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
     let host = uri.host().unwrap_or("");
     match uri.scheme_str() {
         Some("https") if !host.is_empty() => Ok(url.to_string()),
@@ -424,11 +429,17 @@ mod tests {
     #[test]
     fn refusals_keep_only_the_error_code() {
         assert_eq!(
-            classify(400, br#"{"error":"invalid_grant","error_description":"tok-123"}"#.to_vec()),
+            classify(
+                400,
+                br#"{"error":"invalid_grant","error_description":"tok-123"}"#.to_vec()
+            ),
             Outcome::Refused("invalid_grant".into())
         );
         assert_eq!(
-            classify(401, br#"{"error":{"code":"refresh_token_reused","message":"x"}}"#.to_vec()),
+            classify(
+                401,
+                br#"{"error":{"code":"refresh_token_reused","message":"x"}}"#.to_vec()
+            ),
             Outcome::Refused("refresh_token_reused".into())
         );
         assert_eq!(
@@ -441,7 +452,10 @@ mod tests {
         );
         assert_eq!(classify(503, vec![]), Outcome::Retry(503));
         assert_eq!(classify(429, vec![]), Outcome::Retry(429));
-        assert_eq!(classify(200, b"{}".to_vec()), Outcome::Answer(b"{}".to_vec()));
+        assert_eq!(
+            classify(200, b"{}".to_vec()),
+            Outcome::Answer(b"{}".to_vec())
+        );
     }
 
     #[test]

@@ -189,7 +189,11 @@ impl Engine {
     }
 
     /// Block until an event, a stop, or `deadline`. Returns (events, stop).
-    fn wait(&mut self, stop: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<(bool, bool)> {
+    fn wait(
+        &mut self,
+        stop: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+    ) -> io::Result<(bool, bool)> {
         let timeout = match deadline {
             None => PollTimeout::NONE,
             Some(at) => {

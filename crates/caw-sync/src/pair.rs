@@ -70,6 +70,8 @@ pub struct Pair {
     restore_after: Duration,
     /// Whether B is written by caw only (see [`Context::b_shared`]).
     b_shared: bool,
+    /// Whether a logged-out B heals from A once quiet (see [`Context::heal_b`]).
+    heal_b: bool,
 }
 
 impl Pair {
@@ -86,7 +88,15 @@ impl Pair {
             last_event: Instant::now(),
             restore_after: Duration::ZERO,
             b_shared: false,
+            heal_b: false,
         }
+    }
+
+    /// B is an agent's copy in a container: a logged-out B is repaired from
+    /// a usable A of the same account once quiet (see [`Context::heal_b`]).
+    pub fn healing_b(mut self) -> Self {
+        self.heal_b = true;
+        self
     }
 
     /// B is a copy no agent writes (the live directory, for the host sync):
@@ -138,6 +148,7 @@ impl Pair {
                 last: self.last.as_ref(),
                 b_quiet: quiet,
                 b_shared: self.b_shared,
+                heal_b: self.heal_b,
             };
             match decide(&oa, &ob, ctx) {
                 Action::InSync => {
@@ -147,11 +158,12 @@ impl Pair {
                 }
                 Action::Hold(hold) => {
                     self.report(hold);
-                    let wake = matches!(
-                        hold,
-                        Hold::Waiting(Side::B, Waiting::Incomplete | Waiting::Unusable)
-                    )
-                    .then(|| self.last_event + REPAIR_AFTER);
+                    let repairable = match hold {
+                        Hold::Waiting(Side::B, Waiting::Incomplete | Waiting::Unusable) => true,
+                        Hold::LoggedOut(Side::B) => self.heal_b && !quiet,
+                        _ => false,
+                    };
+                    let wake = repairable.then(|| self.last_event + REPAIR_AFTER);
                     return (Outcome::Held(hold), wake);
                 }
                 Action::Copy {
@@ -219,7 +231,7 @@ impl Pair {
             }
             Why::Restore => String::new(),
             Why::ReplaceSymlink => " (replaced a symlink)".into(),
-            Why::Repair => " (repaired: it stayed incomplete or unreadable)".into(),
+            Why::Repair => " (repaired: it stayed incomplete, unreadable or logged out)".into(),
             Why::KeepNewest => " (it had been replaced by an older login)".into(),
             Why::Changed | Why::Newer => String::new(),
         };

@@ -297,7 +297,8 @@ impl Refresher {
             return;
         };
         let spec = TimeSpec::new(at.as_second(), i64::from(at.subsec_nanosecond().max(0)));
-        let flags = TimerSetTimeFlags::TFD_TIMER_ABSTIME | TimerSetTimeFlags::TFD_TIMER_CANCEL_ON_SET;
+        let flags =
+            TimerSetTimeFlags::TFD_TIMER_ABSTIME | TimerSetTimeFlags::TFD_TIMER_CANCEL_ON_SET;
         if let Err(e) = self.timer.set(Expiration::OneShot(spec), flags) {
             log::warn!("[caw sync] cannot arm the refresh timer: {e}");
         }
@@ -320,7 +321,9 @@ struct Job {
 
 impl Job {
     fn run(mut self) {
-        let done = self.attempt().unwrap_or_else(|e| Done::Retry(e.to_string()));
+        let done = self
+            .attempt()
+            .unwrap_or_else(|e| Done::Retry(e.to_string()));
         let _ = self.done.send((self.host.clone(), done));
         if let Some(w) = self.wake.as_mut() {
             let _ = w.write_all(b"!");
@@ -334,7 +337,8 @@ impl Job {
         let Some(_login) = LoginLock::acquire(dir, LOGIN_LOCK_WAIT)? else {
             return Ok(Done::Busy);
         };
-        let Some(_agent) = AgentLock::acquire(self.protocol.host_lock, dir, AGENT_LOCK_WAIT)? else {
+        let Some(_agent) = AgentLock::acquire(self.protocol.host_lock, dir, AGENT_LOCK_WAIT)?
+        else {
             return Ok(Done::Busy);
         };
         // Read again under the locks: whoever held them may have refreshed.
@@ -352,7 +356,10 @@ impl Job {
             return Ok(Done::NotDue);
         };
         let url = self.protocol.endpoint().map_err(std::io::Error::other)?;
-        log::info!("[caw sync] refreshing the {} login at {url}", self.agent.name);
+        log::info!(
+            "[caw sync] refreshing the {} login at {url}",
+            self.agent.name
+        );
         let body = match self.client.post(&url, &request) {
             Reply::Status(status, body) => match caw_refresh::classify(status, body) {
                 Outcome::Answer(body) => body,
@@ -392,7 +399,9 @@ impl Job {
             if let (Look::File(bytes), Some(ours)) = (&now, judged) {
                 let theirs = Credential::parse(self.agent, bytes, Timestamp::now());
                 if theirs.is_some_and(|t| {
-                    t.usable && !ours.freshness.is_fresher_than(&t.freshness) && t.digest != ours.digest
+                    t.usable
+                        && !ours.freshness.is_fresher_than(&t.freshness)
+                        && t.digest != ours.digest
                 }) {
                     return Ok(Done::Superseded);
                 }

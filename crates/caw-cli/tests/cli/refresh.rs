@@ -90,12 +90,18 @@ fn a_due_login_is_refreshed_once_and_reaches_live() {
     let log = stop(sync);
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "{seen:?}\n{log}");
-    assert_eq!((seen[0].outcome.as_str(), seen[0].refresh_token.as_str()), ("ok", rt.as_str()));
+    assert_eq!(
+        (seen[0].outcome.as_str(), seen[0].refresh_token.as_str()),
+        ("ok", rt.as_str())
+    );
     // In Claude's own format, other keys kept, 0600 like before.
     let cred: serde_json::Value = serde_json::from_str(&read(&host)).unwrap();
     let oauth = &cred["claudeAiOauth"];
     assert_eq!(oauth["subscriptionType"], "max");
-    assert_eq!(oauth["scopes"], serde_json::json!(["user:inference", "user:profile"]));
+    assert_eq!(
+        oauth["scopes"],
+        serde_json::json!(["user:inference", "user:profile"])
+    );
     let expires = oauth["expiresAt"].as_i64().unwrap();
     assert!((expires - ms_from_now(28_800)).abs() < 60_000, "{expires}");
     assert_eq!(mode(&host), 0o600);
@@ -120,7 +126,9 @@ fn a_login_not_yet_due_is_left_alone_until_its_time() {
     let host = env.home.join(".claude/.credentials.json");
     std::thread::sleep(Duration::from_millis(1000));
     assert!(server.seen().is_empty(), "refreshed before it was due");
-    wait_for("the refresh at its time", Duration::from_secs(5), || refreshed(&host));
+    wait_for("the refresh at its time", Duration::from_secs(5), || {
+        refreshed(&host)
+    });
     stop(sync);
     assert_eq!(server.seen().len(), 1);
 }
@@ -138,11 +146,15 @@ fn two_syncs_of_one_login_send_one_request() {
     let a = start_sync(&env, &env.auth, &server, &[]);
     let b = start_sync(&env, &other, &server, &[]);
     let host = env.home.join(".claude/.credentials.json");
-    wait_for("both live dirs have the new login", Duration::from_secs(10), || {
-        refreshed(&host)
-            && read(&env.auth.join("live/claude/credentials.json")) == read(&host)
-            && read(&other.join("live/claude/credentials.json")) == read(&host)
-    });
+    wait_for(
+        "both live dirs have the new login",
+        Duration::from_secs(10),
+        || {
+            refreshed(&host)
+                && read(&env.auth.join("live/claude/credentials.json")) == read(&host)
+                && read(&other.join("live/claude/credentials.json")) == read(&host)
+        },
+    );
     std::thread::sleep(Duration::from_millis(800));
     let logs = stop(a) + &stop(b);
     let _ = caw_auth::host_sync::stop(&other);
@@ -166,7 +178,9 @@ fn a_refused_refresh_writes_nothing_and_status_says_to_log_in() {
     let host = env.home.join(".claude/.credentials.json");
     let before = read(&host);
     let sync = start_sync(&env, &env.auth, &server, &["--refresh-backoff", "1"]);
-    wait_for("the refusal", Duration::from_secs(10), || !server.seen().is_empty());
+    wait_for("the refusal", Duration::from_secs(10), || {
+        !server.seen().is_empty()
+    });
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(read(&host), before, "a refused refresh wrote the host file");
     assert_eq!(server.seen().len(), 1, "a refused token was sent again");
@@ -188,7 +202,9 @@ fn a_failing_server_is_tried_again_after_a_backoff() {
     setup_claude(&env, &env.auth);
     let host = env.home.join(".claude/.credentials.json");
     let sync = start_sync(&env, &env.auth, &server, &["--refresh-backoff", "1"]);
-    wait_for("the third try succeeds", Duration::from_secs(15), || refreshed(&host));
+    wait_for("the third try succeeds", Duration::from_secs(15), || {
+        refreshed(&host)
+    });
     let log = stop(sync);
     let seen = server.seen();
     let outcomes: Vec<&str> = seen.iter().map(|s| s.outcome.as_str()).collect();
@@ -210,7 +226,15 @@ fn a_dead_endpoint_changes_nothing_and_the_sync_goes_on() {
     let before = read(&host);
     // Nothing listens on the discard port of loopback.
     let mut sync = Command::new(assert_cmd::cargo::cargo_bin("caw"))
-        .args(["auth", "sync", "--idle-exit", "0", "--refresh-backoff", "1", "--auth-dir"])
+        .args([
+            "auth",
+            "sync",
+            "--idle-exit",
+            "0",
+            "--refresh-backoff",
+            "1",
+            "--auth-dir",
+        ])
         .arg(&env.auth)
         .env("HOME", &env.home)
         .env_remove("CAW_NO_REFRESH")
@@ -225,9 +249,11 @@ fn a_dead_endpoint_changes_nothing_and_the_sync_goes_on() {
     let newer = claude_credential("container", ms_from_now(8 * 3600));
     std::fs::write(live.with_extension("tmp"), &newer).unwrap();
     std::fs::rename(live.with_extension("tmp"), &live).unwrap();
-    wait_for("the container's login reaches the host", Duration::from_secs(5), || {
-        read(&host) == newer
-    });
+    wait_for(
+        "the container's login reaches the host",
+        Duration::from_secs(5),
+        || read(&host) == newer,
+    );
     assert_ne!(before, newer);
     assert!(sync.try_wait().unwrap().is_none(), "the sync died");
     let log = stop(sync);
@@ -245,7 +271,9 @@ fn a_slow_endpoint_holds_up_no_sync() {
     let out = env.auth(&["setup", "--agents", "claude,codex"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let sync = start_sync(&env, &env.auth, &server, &[]);
-    wait_for("the request is under way", Duration::from_secs(5), || !server.seen().is_empty());
+    wait_for("the request is under way", Duration::from_secs(5), || {
+        !server.seen().is_empty()
+    });
     // While Claude's answer is pending, Codex's container refresh syncs at once.
     let started = Instant::now();
     let live = env.auth.join("live/codex/auth.json");
@@ -254,12 +282,20 @@ fn a_slow_endpoint_holds_up_no_sync() {
     text = text.replace("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
     std::fs::write(live.with_extension("tmp"), &text).unwrap();
     std::fs::rename(live.with_extension("tmp"), &live).unwrap();
-    wait_for("codex syncs", Duration::from_secs(2), || read(&codex_host) == text);
+    wait_for("codex syncs", Duration::from_secs(2), || {
+        read(&codex_host) == text
+    });
     assert!(started.elapsed() < Duration::from_secs(2));
     let host = env.home.join(".claude/.credentials.json");
-    wait_for("the slow answer lands", Duration::from_secs(10), || refreshed(&host));
+    wait_for("the slow answer lands", Duration::from_secs(10), || {
+        refreshed(&host)
+    });
     stop(sync);
-    let claude: Vec<_> = server.seen().into_iter().filter(|s| s.agent == "claude").collect();
+    let claude: Vec<_> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.agent == "claude")
+        .collect();
     assert_eq!(claude.len(), 1, "{claude:?}");
 }
 

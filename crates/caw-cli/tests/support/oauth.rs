@@ -131,7 +131,12 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let agent = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
+    let agent = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
     let (status, answer, delay) = {
         let mut s = state.lock().unwrap();
         let (status, answer) = decide(&mut s, &agent, &ctype, &body);
@@ -150,9 +155,21 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
 fn expected(agent: &str) -> Option<(&'static str, &'static [&'static str], &'static str)> {
     const CLAUDE_ID: &str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";
     Some(match agent {
-        "claude" => ("application/json", &["grant_type", "refresh_token", "client_id", "scope"], CLAUDE_ID),
-        "opencode" => ("application/json", &["grant_type", "refresh_token", "client_id"], CLAUDE_ID),
-        "codex" => ("application/json", &["client_id", "grant_type", "refresh_token"], "app_EMoamEEZ73f0CkXaXp7hrann"),
+        "claude" => (
+            "application/json",
+            &["grant_type", "refresh_token", "client_id", "scope"],
+            CLAUDE_ID,
+        ),
+        "opencode" => (
+            "application/json",
+            &["grant_type", "refresh_token", "client_id"],
+            CLAUDE_ID,
+        ),
+        "codex" => (
+            "application/json",
+            &["client_id", "grant_type", "refresh_token"],
+            "app_EMoamEEZ73f0CkXaXp7hrann",
+        ),
         "gemini" => (
             "application/x-www-form-urlencoded",
             &["refresh_token", "client_id", "client_secret", "grant_type"],
@@ -250,26 +267,47 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
     }
     let refused = |code: &str| -> (u16, String) {
         if agent == "codex" {
-            (401, format!(r#"{{"error":{{"code":"{code}","message":"refused"}}}}"#))
+            (
+                401,
+                format!(r#"{{"error":{{"code":"{code}","message":"refused"}}}}"#),
+            )
         } else {
-            (400, r#"{"error":"invalid_grant","error_description":"refused"}"#.into())
+            (
+                400,
+                r#"{"error":"invalid_grant","error_description":"refused"}"#.into(),
+            )
         }
     };
     let (family, used) = match s.tokens.get(&token) {
         Some(&(f, u)) => (f, u),
         None => {
-            s.seen.push(Seen { agent: agent.into(), refresh_token: token, outcome: "unknown".into(), at: Instant::now() });
+            s.seen.push(Seen {
+                agent: agent.into(),
+                refresh_token: token,
+                outcome: "unknown".into(),
+                at: Instant::now(),
+            });
             return refused("refresh_token_invalidated");
         }
     };
     if s.revoked.contains(&family) {
-        s.seen.push(Seen { agent: agent.into(), refresh_token: token, outcome: "revoked".into(), at: Instant::now() });
+        s.seen.push(Seen {
+            agent: agent.into(),
+            refresh_token: token,
+            outcome: "revoked".into(),
+            at: Instant::now(),
+        });
         return refused("refresh_token_invalidated");
     }
     if used {
         // Reuse is theft: the whole family goes.
         s.revoked.insert(family);
-        s.seen.push(Seen { agent: agent.into(), refresh_token: token, outcome: "reused".into(), at: Instant::now() });
+        s.seen.push(Seen {
+            agent: agent.into(),
+            refresh_token: token,
+            outcome: "reused".into(),
+            at: Instant::now(),
+        });
         return refused("refresh_token_reused");
     }
     s.tokens.insert(token.clone(), (family, true));
@@ -277,7 +315,12 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
     let n = s.next;
     let new_rt = format!("rt-fam{family}-{n}");
     s.tokens.insert(new_rt.clone(), (family, false));
-    s.seen.push(Seen { agent: agent.into(), refresh_token: token, outcome: "ok".into(), at: Instant::now() });
+    s.seen.push(Seen {
+        agent: agent.into(),
+        refresh_token: token,
+        outcome: "ok".into(),
+        at: Instant::now(),
+    });
     let access = format!("at-fam{family}-{n}");
     let answer = match agent {
         "codex" => {

@@ -26,7 +26,10 @@ pub(crate) static PROTOCOL: Protocol = Protocol {
     fields: &[
         ("grant_type", Field::Const("refresh_token")),
         ("refresh_token", Field::RefreshToken),
-        ("client_id", Field::Const("9d1c250a-e61b-44d9-88ed-5944d1962f5e")),
+        (
+            "client_id",
+            Field::Const("9d1c250a-e61b-44d9-88ed-5944d1962f5e"),
+        ),
         (
             "scope",
             Field::Scopes {
@@ -37,19 +40,26 @@ pub(crate) static PROTOCOL: Protocol = Protocol {
         ),
     ],
     agent_refreshes_at,
-    agent_rule: "5 minutes before `expiresAt` (Claude Code 2.1.332: `Date.now() + 300000 >= expiresAt`)",
+    agent_rule:
+        "5 minutes before `expiresAt` (Claude Code 2.1.332: `Date.now() + 300000 >= expiresAt`)",
     refresh_token: |c| string_at(c, "claudeAiOauth", "refreshToken"),
     write_answer,
     compact: true,
     host_lock: HostLock::ProperLockfile {
         // `~/.claude/.oauth_refresh.lock`, then the older `~/.claude.lock`.
-        dirs: &[LockAt::InDir(".oauth_refresh.lock"), LockAt::DirSuffix(".lock")],
+        dirs: &[
+            LockAt::InDir(".oauth_refresh.lock"),
+            LockAt::DirSuffix(".lock"),
+        ],
         stale: Duration::from_secs(60),
     },
 };
 
 fn agent_refreshes_at(cred: &Value) -> Option<Timestamp> {
-    super::facts("claude", cred).0?.checked_sub(AGENT_BUFFER).ok()
+    super::facts("claude", cred)
+        .0?
+        .checked_sub(AGENT_BUFFER)
+        .ok()
 }
 
 fn write_answer(cred: &mut Value, answer: &Answer<'_>, now: Timestamp) -> Result<(), AnswerError> {

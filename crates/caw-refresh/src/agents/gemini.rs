@@ -9,9 +9,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use crate::protocol::{
-    string_at, Answer, AnswerError, Encoding, Field, HostLock, Protocol,
-};
+use crate::protocol::{string_at, Answer, AnswerError, Encoding, Field, HostLock, Protocol};
 
 /// google-auth-library's `DEFAULT_EAGER_REFRESH_THRESHOLD_MILLIS`.
 const AGENT_BUFFER: SignedDuration = SignedDuration::from_mins(5);
@@ -25,9 +23,14 @@ pub(crate) static PROTOCOL: Protocol = Protocol {
         ("refresh_token", Field::RefreshToken),
         (
             "client_id",
-            Field::Const("681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com"),
+            Field::Const(
+                "681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com",
+            ),
         ),
-        ("client_secret", Field::Const("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")),
+        (
+            "client_secret",
+            Field::Const("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"),
+        ),
         ("grant_type", Field::Const("refresh_token")),
     ],
     agent_refreshes_at,
@@ -40,7 +43,10 @@ pub(crate) static PROTOCOL: Protocol = Protocol {
 };
 
 fn agent_refreshes_at(cred: &Value) -> Option<Timestamp> {
-    super::facts("gemini", cred).0?.checked_sub(AGENT_BUFFER).ok()
+    super::facts("gemini", cred)
+        .0?
+        .checked_sub(AGENT_BUFFER)
+        .ok()
 }
 
 fn write_answer(cred: &mut Value, answer: &Answer<'_>, now: Timestamp) -> Result<(), AnswerError> {

@@ -72,7 +72,11 @@ mod tests {
                 "subscriptionType": "max"}})
         );
         // No refresh token in the answer: the old one stays.
-        let out = apply("claude", &cred, json!({"access_token": "a3", "expires_in": 60}));
+        let out = apply(
+            "claude",
+            &cred,
+            json!({"access_token": "a3", "expires_in": 60}),
+        );
         assert_eq!(out["claudeAiOauth"]["refreshToken"], "r1");
         // Without recorded scopes, Claude's defaults.
         let bare = json!({"claudeAiOauth": {"refreshToken": "r", "expiresAt": 1}});
@@ -109,9 +113,7 @@ mod tests {
             format!("{}.{}.sig", e("{}"), e(&format!("{{\"exp\":{exp}}}")))
         };
         let p = protocol("codex").unwrap();
-        let cred = |exp: i64, last: &str| {
-            json!({"tokens": {"access_token": jwt(exp), "refresh_token": "r"}, "last_refresh": last})
-        };
+        let cred = |exp: i64, last: &str| json!({"tokens": {"access_token": jwt(exp), "refresh_token": "r"}, "last_refresh": last});
         let exp = 1_800_000_000;
         let due = p.due(&cred(exp, "2027-02-01T00:00:00Z")).unwrap();
         assert_eq!(due.as_second(), exp - crate::MARGIN.as_secs());
@@ -140,14 +142,25 @@ mod tests {
             "grant_type=refresh_token&refresh_token=r%2F1%2B&client_id=f0304373b74a44d2b584a3fb70ca9e56"
         );
         for agent in ["gemini", "qwen"] {
-            let out = apply(agent, &cred, json!({"access_token": "a2", "expires_in": 3600, "token_type": "Bearer"}));
+            let out = apply(
+                agent,
+                &cred,
+                json!({"access_token": "a2", "expires_in": 3600, "token_type": "Bearer"}),
+            );
             assert_eq!(out["access_token"], "a2", "{agent}");
             assert_eq!(out["refresh_token"], "r/1+", "{agent}");
-            assert_eq!(out["expiry_date"], (1_800_000_000_i64 + 3600) * 1000, "{agent}");
+            assert_eq!(
+                out["expiry_date"],
+                (1_800_000_000_i64 + 3600) * 1000,
+                "{agent}"
+            );
             assert_eq!(out.get("expires_in"), None, "{agent}");
         }
         let qwen = protocol("qwen").unwrap();
-        assert_eq!(qwen.due(&cred).unwrap().as_second(), 1_800_000_600 - 30 - crate::MARGIN.as_secs());
+        assert_eq!(
+            qwen.due(&cred).unwrap().as_second(),
+            1_800_000_600 - 30 - crate::MARGIN.as_secs()
+        );
     }
 
     #[test]
@@ -158,8 +171,15 @@ mod tests {
             body("opencode", &cred),
             r#"{"grant_type":"refresh_token","refresh_token":"r","client_id":"9d1c250a-e61b-44d9-88ed-5944d1962f5e"}"#
         );
-        let out = apply("opencode", &cred, json!({"access_token": "a2", "refresh_token": "r2", "expires_in": 100}));
-        assert_eq!(out["anthropic"], json!({"type": "oauth", "refresh": "r2", "access": "a2", "expires": (1_800_000_000_i64 + 100) * 1000}));
+        let out = apply(
+            "opencode",
+            &cred,
+            json!({"access_token": "a2", "refresh_token": "r2", "expires_in": 100}),
+        );
+        assert_eq!(
+            out["anthropic"],
+            json!({"type": "oauth", "refresh": "r2", "access": "a2", "expires": (1_800_000_000_i64 + 100) * 1000})
+        );
         assert_eq!(out["openai"], json!({"type": "api", "key": "sk"}));
         let api_only = json!({"anthropic": {"type": "api", "key": "sk"}});
         assert!(protocol("opencode").unwrap().request(&api_only).is_none());
@@ -170,9 +190,19 @@ mod tests {
         let cred = json!({"claudeAiOauth": {"refreshToken": "r", "expiresAt": 1}});
         let claude = protocol("claude").unwrap();
         let raw = serde_json::to_vec(&cred).unwrap();
-        for answer in [&b"[]"[..], b"{\"expires_in\":5}", b"{\"access_token\":\"\",\"expires_in\":5}",
-                       b"{\"access_token\":\"a\"}", b"{\"access_token\":\"a\",\"expires_in\":-1}", b"not json"] {
-            assert!(claude.apply(&raw, answer, now()).is_err(), "{}", String::from_utf8_lossy(answer));
+        for answer in [
+            &b"[]"[..],
+            b"{\"expires_in\":5}",
+            b"{\"access_token\":\"\",\"expires_in\":5}",
+            b"{\"access_token\":\"a\"}",
+            b"{\"access_token\":\"a\",\"expires_in\":-1}",
+            b"not json",
+        ] {
+            assert!(
+                claude.apply(&raw, answer, now()).is_err(),
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
         }
     }
 }

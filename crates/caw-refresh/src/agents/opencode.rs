@@ -21,7 +21,10 @@ pub(crate) static PROTOCOL: Protocol = Protocol {
     fields: &[
         ("grant_type", Field::Const("refresh_token")),
         ("refresh_token", Field::RefreshToken),
-        ("client_id", Field::Const("9d1c250a-e61b-44d9-88ed-5944d1962f5e")),
+        (
+            "client_id",
+            Field::Const("9d1c250a-e61b-44d9-88ed-5944d1962f5e"),
+        ),
     ],
     agent_refreshes_at,
     agent_rule: "once `anthropic.expires` has passed (the plugin: `auth.expires < Date.now()`)",

@@ -25,7 +25,10 @@ pub(crate) static PROTOCOL: Protocol = Protocol {
     fields: &[
         ("grant_type", Field::Const("refresh_token")),
         ("refresh_token", Field::RefreshToken),
-        ("client_id", Field::Const("f0304373b74a44d2b584a3fb70ca9e56")),
+        (
+            "client_id",
+            Field::Const("f0304373b74a44d2b584a3fb70ca9e56"),
+        ),
     ],
     agent_refreshes_at,
     agent_rule: "30 seconds before `expiry_date` (qwen-code: `TOKEN_REFRESH_BUFFER_MS`)",
