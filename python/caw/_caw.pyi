@@ -22,6 +22,7 @@ def setup(
     mount_point: Optional[str] = None,
     mode: Optional[Literal["live", "bind"]] = None,
     trust: Sequence[str] = (),
+    hold_refresh_token: bool = False,
 ) -> Path:
     """Write a new auth dir; returns its absolute path."""
 
@@ -29,8 +30,18 @@ def get_status(
     *,
     agents: Sequence[str],
     auth_dir: Optional[_Path] = None,
-) -> list[Tuple[str, str, str, str, bool, Optional[str]]]:
-    """One ``(agent, file, type, strategy, exists, token_expiry)`` tuple per managed file."""
+) -> list[
+    Tuple[
+        Tuple[str, str, str, str, bool, Optional[str]],
+        Tuple[
+            str, Optional[int], Optional[int], Optional[str], Optional[int],
+            Optional[int], Optional[str], bool,
+        ],
+    ]
+]:
+    """One pair of tuples per managed file: ``(agent, file, type, strategy,
+    exists, token_expiry)`` and ``(source, modified_ms, expires_at_ms, newest,
+    next_refresh_ms, last_refresh_ms, last_refresh_result, refresh_token_held)``."""
 
 def get_docker_flags(*, auth_dir: Optional[_Path] = None) -> str:
     """The ``docker run`` ``-v`` flags for an auth dir, on one line."""

@@ -103,6 +103,10 @@ pub(crate) fn live_is_fresher(agent: &str, live: &[u8], host: &[u8], now: Timest
     let Some(agent) = agents::by_name(agent) else {
         return false;
     };
+    // Held refresh tokens: `live/` is only ever the host's login, masked.
+    if crate::credential::is_held(host) || crate::credential::is_held(live) {
+        return false;
+    }
     let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable) else {
         return false;
     };

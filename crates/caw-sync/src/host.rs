@@ -90,14 +90,20 @@ pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Err
             // Not flushed before the rename: its bytes are the host file's,
             // which a crash cannot lose with it (the next start reconciles).
             let copy = DirFile::new(&live, c.src, None, 0o600);
-            Pair::new(
+            let pair = Pair::new(
                 c.agent,
                 End::Host(HostFile::new(c.host)),
                 End::Dir(copy),
                 VOICE,
             )
             .patient_restores(RESTORE_LIVE_AFTER)
-            .shared_b()
+            .shared_b();
+            if manifest.hold_refresh_token {
+                // Containers only ever get the host's login, refresh tokens held back.
+                pair.deriving_b(caw_auth::credential::hold)
+            } else {
+                pair
+            }
         })
         .collect())
 }
@@ -184,7 +190,7 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         #[cfg(feature = "refresh")]
         refresher: None,
     };
-    sync.start_refresher(&mut engine);
+    sync.start_refresher(&mut engine, manifest.hold_refresh_token);
     host_sync::write_state(auth_dir, &sync.state)?;
     engine.sync_all();
     sync.after_wake(&engine);
@@ -257,13 +263,13 @@ struct HostSync<'a> {
 
 impl HostSync<'_> {
     /// Start refreshing logins, unless told not to.
-    fn start_refresher(&mut self, engine: &mut Engine) {
+    fn start_refresher(&mut self, engine: &mut Engine, held: bool) {
         let Some(opts) = self.opts.refresh.clone() else {
             log::info!("{} not refreshing logins (--no-refresh)", VOICE.prefix);
             return;
         };
         #[cfg(feature = "refresh")]
-        match crate::refresh::Refresher::new(opts, false, engine) {
+        match crate::refresh::Refresher::new(opts, held, engine) {
             Ok(r) => self.refresher = Some(r),
             Err(e) => log::warn!(
                 "{} cannot refresh logins ({e}); the agents refresh them themselves",
@@ -272,7 +278,7 @@ impl HostSync<'_> {
         }
         #[cfg(not(feature = "refresh"))]
         {
-            let _ = (opts, engine);
+            let _ = (opts, engine, held);
             log::warn!(
                 "{} this build of caw has no refresher; the agents refresh their logins themselves",
                 VOICE.prefix

@@ -72,7 +72,13 @@ pub struct Pair {
     b_shared: bool,
     /// Whether a logged-out B heals from A once quiet (see [`Context::heal_b`]).
     heal_b: bool,
+    /// B is never a side of its own but this function of A (a copy with
+    /// the refresh tokens held back): nothing of B ever reaches A.
+    derive_b: Option<Derive>,
 }
+
+/// How B is made from A's bytes (`None`: A is not a credential object).
+pub type Derive = fn(&Agent, &[u8]) -> Option<Vec<u8>>;
 
 impl Pair {
     /// `agent`'s credential at `a` (nearer the host's truth) and `b` (restored when missing).
@@ -89,7 +95,15 @@ impl Pair {
             restore_after: Duration::ZERO,
             b_shared: false,
             heal_b: false,
+            derive_b: None,
         }
+    }
+
+    /// B is `derive(A)` and nothing else: whatever is written to B is put
+    /// back, and B never reaches A (`--hold-refresh-token`'s live copies).
+    pub fn deriving_b(mut self, derive: Derive) -> Self {
+        self.derive_b = Some(derive);
+        self
     }
 
     /// B is an agent's copy in a container: a logged-out B is repaired from
@@ -136,6 +150,9 @@ impl Pair {
     /// Look at the pair once and act. Returns what happened and, when B is
     /// waiting to be repaired, when to look again.
     pub fn step(&mut self, at: Instant) -> (Outcome, Option<Instant>) {
+        if let Some(derive) = self.derive_b {
+            return (self.step_derived(derive), None);
+        }
         for _ in 0..MAX_ROUNDS {
             let (la, lb) = match (self.a.look(), self.b.look()) {
                 (Ok(a), Ok(b)) => (a, b),
@@ -208,6 +225,49 @@ impl Pair {
             self.agent.name
         );
         (Outcome::Failed, None)
+    }
+
+    /// One look at a pair whose B is a function of A: B is made to hold
+    /// `derive(A)` whenever A holds a complete credential.
+    fn step_derived(&mut self, derive: Derive) -> Outcome {
+        for _ in 0..MAX_ROUNDS {
+            let (la, lb) = match (self.a.look(), self.b.look()) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => return self.failed(&e),
+            };
+            let wanted = match (&la, la.classify(self.agent, Timestamp::now())) {
+                (Look::File(bytes), Observed::Valid(_)) => derive(self.agent, bytes),
+                _ => None,
+            };
+            let Some(wanted) = wanted else {
+                let hold = Hold::Waiting(Side::A, Waiting::Incomplete);
+                self.report(hold);
+                return Outcome::Held(hold);
+            };
+            if matches!(&lb, Look::File(b) if *b == wanted) {
+                self.last = Some(Digest::of(&wanted));
+                self.settle();
+                return Outcome::InSync;
+            }
+            let why = match lb {
+                Look::Missing => Why::Restore,
+                Look::Symlink => Why::ReplaceSymlink,
+                _ if self.last.is_some() => Why::Repair,
+                _ => Why::Changed,
+            };
+            match self.b.replace(&wanted, lb.fingerprint()) {
+                Ok(Commit::Done) => {
+                    let existed = self.last.is_some();
+                    self.last = Some(Digest::of(&wanted));
+                    self.settle();
+                    self.say_copied(Side::A, why, existed);
+                    return Outcome::Copied { from: Side::A, why };
+                }
+                Ok(Commit::Changed) => continue,
+                Err(e) => return self.failed(&e),
+            }
+        }
+        Outcome::Failed
     }
 
     fn settle(&mut self) {

@@ -28,10 +28,17 @@ pub struct Args {
     /// Do not start the host sync (also `CAW_NO_SYNC=1`)
     #[arg(long)]
     no_sync: bool,
+    /// Refuse unless the auth dir keeps refresh tokens on the host
+    /// (`caw auth setup --hold-refresh-token`)
+    #[arg(long)]
+    hold_refresh_token: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mounts = caw_auth::docker_mounts(args.auth_dir.auth_dir.as_deref())?;
+    if args.hold_refresh_token {
+        caw_auth::manifest::require_held_refresh_tokens(&mounts.auth_dir)?;
+    }
     let format = match args.format {
         Format::V => FlagFormat::V,
         Format::Json => FlagFormat::Json,

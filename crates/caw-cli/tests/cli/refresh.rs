@@ -119,18 +119,24 @@ fn a_login_not_yet_due_is_left_alone_until_its_time() {
     let env = TestEnv::empty();
     env.claude(ms_from_now(3600));
     let server = FakeOAuth::start();
-    // Due in 2 s: the timer, not a poll, must bring it.
-    claude_login(&env, &server, DUE_AT + 2);
+    // Due in 4 s (to the second): the timer, not a poll, must bring it.
+    let due = Instant::now() + Duration::from_secs(4);
+    claude_login(&env, &server, DUE_AT + 4);
     setup_claude(&env, &env.auth);
     let sync = start_sync(&env, &env.auth, &server, &["--check-every", "3600"]);
     let host = env.home.join(".claude/.credentials.json");
-    std::thread::sleep(Duration::from_millis(1000));
-    assert!(server.seen().is_empty(), "refreshed before it was due");
-    wait_for("the refresh at its time", Duration::from_secs(5), || {
+    wait_for("the refresh at its time", Duration::from_secs(10), || {
         refreshed(&host)
     });
     stop(sync);
-    assert_eq!(server.seen().len(), 1);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // Expiries are whole seconds: up to one early.
+    assert!(
+        seen[0].at + Duration::from_millis(1100) >= due,
+        "refreshed {:?} before it was due",
+        due - seen[0].at
+    );
 }
 
 #[test]
@@ -326,4 +332,121 @@ fn no_refresh_sends_nothing() {
         assert!(log.contains("not refreshing logins"), "{log}");
     }
     assert!(server.seen().is_empty());
+}
+
+/// Every file below `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && std::fs::read(&path)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn held_refresh_tokens_never_reach_the_auth_dir_and_the_host_still_refreshes() {
+    let env = TestEnv::empty();
+    env.claude(ms_from_now(3600));
+    let server = FakeOAuth::start();
+    let rt = claude_login(&env, &server, DUE_AT - 30);
+    let out = env.auth(&["setup", "--agents", "claude", "--hold-refresh-token"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        files_containing(&env.auth, &rt).is_empty(),
+        "the refresh token is in the auth dir"
+    );
+    let live = env.auth.join("live/claude/credentials.json");
+    assert!(read(&live).contains(caw_auth::credential::HELD_REFRESH_TOKEN));
+    assert!(
+        read(&live).contains("at-first"),
+        "the access token reaches containers"
+    );
+
+    let sync = start_sync(&env, &env.auth, &server, &[]);
+    let host = env.home.join(".claude/.credentials.json");
+    wait_for(
+        "the host refreshes and live/ follows, held",
+        Duration::from_secs(10),
+        || refreshed(&host) && read(&live).contains("at-fam"),
+    );
+    let new_rt: String = {
+        let v: serde_json::Value = serde_json::from_str(&read(&host)).unwrap();
+        v["claudeAiOauth"]["refreshToken"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        files_containing(&env.auth, &new_rt).is_empty(),
+        "the new refresh token reached live/"
+    );
+    assert!(read(&live).contains(caw_auth::credential::HELD_REFRESH_TOKEN));
+
+    // A container writes live/: a planted login, a changed copy. Neither
+    // reaches the host; live/ is put back to the held host login.
+    let held = read(&live);
+    let planted = claude_credential("planted", ms_from_now(300 * 86_400));
+    for text in [planted.as_str(), &held.replace("at-fam", "at-changed")] {
+        std::fs::write(live.with_extension("tmp"), text).unwrap();
+        std::fs::rename(live.with_extension("tmp"), &live).unwrap();
+        wait_for("live/ is put back", Duration::from_secs(5), || {
+            read(&live) == held
+        });
+        assert!(
+            read(&host).contains(&new_rt),
+            "a container's write reached the host"
+        );
+    }
+    let log = stop(sync);
+    assert!(!log.contains(&new_rt) && !log.contains(&rt), "{log}");
+    assert_eq!(server.seen().len(), 1);
+    let state = read(&env.auth.join("sync.json"));
+    assert!(state.contains("\"held\":true"), "{state}");
+}
+
+#[test]
+fn hold_refresh_token_needs_live_mode_and_docker_flags_checks_it() {
+    let env = TestEnv::full();
+    let out = env.auth(&["setup", "--mode", "bind", "--hold-refresh-token"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--hold-refresh-token") && err.contains("live mode"),
+        "{err}"
+    );
+    assert!(!env.auth.exists());
+    env.setup();
+    let out = env.auth(&["docker-flags", "--hold-refresh-token"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("caw auth setup --hold-refresh-token"), "{err}");
+    assert!(stdout(&out).is_empty());
+    let out = env.auth(&["setup", "--hold-refresh-token"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.auth(&["docker-flags", "--hold-refresh-token"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for secret in [
+        "sk-ant-ort01-SECRET-REFRESH",
+        "codex-SECRET-REFRESH",
+        "opencode-SECRET-REFRESH",
+    ] {
+        assert!(
+            files_containing(&env.auth, secret).is_empty(),
+            "{secret} in the auth dir"
+        );
+    }
 }
