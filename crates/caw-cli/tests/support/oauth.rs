@@ -25,6 +25,8 @@ pub struct Seen {
     pub outcome: String,
     /// When it arrived.
     pub at: Instant,
+    /// When its answer was written (wall clock, to compare with file mtimes).
+    pub answered: Option<std::time::SystemTime>,
 }
 
 #[derive(Default)]
@@ -137,10 +139,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         .next()
         .unwrap_or("")
         .to_string();
-    let (status, answer, delay) = {
+    let (status, answer, delay, index) = {
         let mut s = state.lock().unwrap();
         let (status, answer) = decide(&mut s, &agent, &ctype, &body);
-        (status, answer, s.delay)
+        (status, answer, s.delay, s.seen.len().checked_sub(1))
     };
     std::thread::sleep(delay);
     let mut stream = stream;
@@ -149,6 +151,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
+    let _ = stream.flush();
+    if let Some(i) = index {
+        state.lock().unwrap().seen[i].answered = Some(std::time::SystemTime::now());
+    }
 }
 
 /// The fields each agent's CLI sends, and its content type.
@@ -223,17 +229,20 @@ fn unform(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Record a request and what became of it.
+fn note(s: &mut State, agent: &str, refresh_token: String, outcome: &str) {
+    s.seen.push(Seen {
+        agent: agent.to_string(),
+        refresh_token,
+        outcome: outcome.to_string(),
+        at: Instant::now(),
+        answered: None,
+    });
+}
+
 fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String) {
-    let mut seen = |token: &str, outcome: &str| {
-        s.seen.push(Seen {
-            agent: agent.to_string(),
-            refresh_token: token.to_string(),
-            outcome: outcome.to_string(),
-            at: Instant::now(),
-        })
-    };
     let Some((want_type, want_fields, client_id)) = expected(agent) else {
-        seen("", "bad format: unknown agent");
+        note(s, agent, String::new(), "bad format: unknown agent");
         return (404, "{}".into());
     };
     let got = fields(ctype, body).unwrap_or_default();
@@ -252,17 +261,12 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
         None
     };
     if let Some(p) = problem {
-        seen(&token, &format!("bad format: {p}"));
+        note(s, agent, token, &format!("bad format: {p}"));
         return (400, r#"{"error":"invalid_request"}"#.into());
     }
     if s.fail_next > 0 {
         s.fail_next -= 1;
-        s.seen.push(Seen {
-            agent: agent.to_string(),
-            refresh_token: token,
-            outcome: "503".into(),
-            at: Instant::now(),
-        });
+        note(s, agent, token, "503");
         return (503, r#"{"error":"temporarily_unavailable"}"#.into());
     }
     let refused = |code: &str| -> (u16, String) {
@@ -281,33 +285,18 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
     let (family, used) = match s.tokens.get(&token) {
         Some(&(f, u)) => (f, u),
         None => {
-            s.seen.push(Seen {
-                agent: agent.into(),
-                refresh_token: token,
-                outcome: "unknown".into(),
-                at: Instant::now(),
-            });
+            note(s, agent, token, "unknown");
             return refused("refresh_token_invalidated");
         }
     };
     if s.revoked.contains(&family) {
-        s.seen.push(Seen {
-            agent: agent.into(),
-            refresh_token: token,
-            outcome: "revoked".into(),
-            at: Instant::now(),
-        });
+        note(s, agent, token, "revoked");
         return refused("refresh_token_invalidated");
     }
     if used {
         // Reuse is theft: the whole family goes.
         s.revoked.insert(family);
-        s.seen.push(Seen {
-            agent: agent.into(),
-            refresh_token: token,
-            outcome: "reused".into(),
-            at: Instant::now(),
-        });
+        note(s, agent, token, "reused");
         return refused("refresh_token_reused");
     }
     s.tokens.insert(token.clone(), (family, true));
@@ -315,12 +304,7 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
     let n = s.next;
     let new_rt = format!("rt-fam{family}-{n}");
     s.tokens.insert(new_rt.clone(), (family, false));
-    s.seen.push(Seen {
-        agent: agent.into(),
-        refresh_token: token,
-        outcome: "ok".into(),
-        at: Instant::now(),
-    });
+    note(s, agent, token, "ok");
     let access = format!("at-fam{family}-{n}");
     let answer = match agent {
         "codex" => {
