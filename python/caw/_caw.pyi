@@ -43,8 +43,14 @@ def get_status(
     exists, token_expiry)`` and ``(source, modified_ms, expires_at_ms, newest,
     next_refresh_ms, last_refresh_ms, last_refresh_result, refresh_token_held)``."""
 
-def get_docker_flags(*, auth_dir: Optional[_Path] = None) -> str:
-    """The ``docker run`` ``-v`` flags for an auth dir, on one line."""
+def get_docker_flags(
+    *, auth_dir: Optional[_Path] = None, sync_command: Sequence[str] = ()
+) -> str:
+    """The ``docker run`` ``-v`` flags for an auth dir, on one line; starts the
+    host sync with ``sync_command`` when none runs."""
+
+def host_sync(*, auth_dir: Optional[_Path] = None, idle_exit: int = 600, refresh: bool = True) -> str:
+    """The host sync in the foreground until stopped; returns why it ended."""
 
 def teardown(
     *,

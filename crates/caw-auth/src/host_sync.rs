@@ -197,11 +197,18 @@ pub enum Started {
     Now(u32),
 }
 
-/// Make sure a sync runs for `auth_dir`: when none does, start `program
+/// Make sure a sync runs for `auth_dir`: when none does, start `command…
 /// auth sync --auth-dir <auth_dir>` in the background (its own process
 /// group, stdin from /dev/null, output appended to `sync.log`) and wait
 /// until it holds its lock and has recorded its pid in `sync.json`.
-pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
+///
+/// `command` is the program and the arguments that make it `caw`: the CLI
+/// passes its own executable, Python `[python, -m, caw]`.
+pub fn ensure_running(auth_dir: &Path, command: &[std::ffi::OsString]) -> io::Result<Started> {
+    let Some((program, leading)) = command.split_first() else {
+        return Err(io::Error::other("no command to start the host sync with"));
+    };
+    let program = Path::new(program);
     if matches!(status(auth_dir), SyncStatus::Running(_)) {
         return Ok(Started::AlreadyRunning);
     }
@@ -218,6 +225,7 @@ pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
             .map_err(|e| crate::fs::with_path(e, &log_path))?;
     }
     let mut child = Command::new(program)
+        .args(leading)
         .args(["auth", "sync", "--auth-dir"])
         .arg(auth_dir)
         .stdin(Stdio::null())

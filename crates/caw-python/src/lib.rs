@@ -116,12 +116,43 @@ mod _caw {
             .collect())
     }
 
-    /// The `docker run` `-v` flags for an auth dir, on one line.
+    /// The `docker run` `-v` flags for an auth dir, on one line; starts the
+    /// host sync (a background process) with `sync_command` when none runs.
     #[pyfunction]
-    #[pyo3(signature = (*, auth_dir=None))]
-    fn get_docker_flags(py: Python<'_>, auth_dir: Option<PathBuf>) -> PyResult<String> {
-        py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref()))
+    #[pyo3(signature = (*, auth_dir=None, sync_command=Vec::new()))]
+    fn get_docker_flags(
+        py: Python<'_>,
+        auth_dir: Option<PathBuf>,
+        sync_command: Vec<std::ffi::OsString>,
+    ) -> PyResult<String> {
+        let command = (!sync_command.is_empty()).then_some(sync_command.as_slice());
+        py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref(), command))
             .map_err(|e| to_py_err(py, e, &OTHER))
+    }
+
+    /// The host sync in the foreground (`python -m caw auth sync`), until a
+    /// stop signal, the auth dir's removal, or `idle_exit` seconds without a
+    /// container (0: never). Returns why it ended.
+    #[pyfunction]
+    #[pyo3(signature = (*, auth_dir=None, idle_exit=600, refresh=true))]
+    fn host_sync(
+        py: Python<'_>,
+        auth_dir: Option<PathBuf>,
+        idle_exit: u64,
+        refresh: bool,
+    ) -> PyResult<String> {
+        let auth_dir = caw_auth::auth_dir::resolve(auth_dir.as_deref())
+            .map_err(|e| to_py_err(py, e, &OTHER))?;
+        let opts = caw_sync::host::HostSyncOptions {
+            auth_dir,
+            idle_exit: (idle_exit > 0).then(|| std::time::Duration::from_secs(idle_exit)),
+            check_every: std::time::Duration::from_secs(30),
+            refresh: refresh.then(caw_sync::host::RefreshOptions::default),
+        };
+        let exit = py
+            .detach(|| caw_sync::host::run(&opts))
+            .map_err(|e| to_py_err(py, e, &OTHER))?;
+        Ok(format!("{exit:?}"))
     }
 
     /// Remove an auth dir; returns `("removed" | "missing", path)`.

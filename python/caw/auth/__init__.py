@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -269,7 +270,12 @@ def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
         InvalidManifestError: If the manifest names a file that is not the
             credential caw knows for that agent (a ValueError).
     """
-    return _caw.get_docker_flags(auth_dir=_path_or_none(auth_dir))
+    # The host sync runs as this interpreter with this package (`python -m
+    # caw auth sync`), so it has the refresher: the auth dir's bin/caw is
+    # the container build, which has none.
+    return _caw.get_docker_flags(
+        auth_dir=_path_or_none(auth_dir), sync_command=[sys.executable, "-m", "caw"]
+    )
 
 
 def teardown(auth_dir: Optional[StrPath] = None, force: bool = False) -> None:

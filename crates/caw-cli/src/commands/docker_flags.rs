@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub(crate) fn start_sync(mounts: &caw_auth::DockerMounts) {
     let started = std::env::current_exe()
         .map_err(caw_auth::Error::Io)
-        .and_then(|exe| caw_auth::ensure_host_sync(mounts, &exe));
+        .and_then(|exe| caw_auth::ensure_host_sync(mounts, &[exe.into_os_string()]));
     match started {
         Ok(Some(caw_auth::host_sync::Started::Now(pid))) => {
             log::info!("started the host sync (pid {pid})")
