@@ -19,8 +19,8 @@ use crate::credential::Credential;
 use crate::fs_at::{self, Kind, TempAt};
 use crate::{agents, fs};
 
-/// One credential to bring up to date in the live directory.
-#[derive(Debug)]
+/// One credential to bring up to date in the live directory. Holds
+/// credential bytes: its `Debug` shows their length only.
 pub(crate) struct LiveCredential<'a> {
     /// The agent's name.
     pub agent: &'a str,
@@ -28,6 +28,12 @@ pub(crate) struct LiveCredential<'a> {
     pub src: &'a str,
     /// The host credential's bytes.
     pub host: &'a [u8],
+}
+
+impl std::fmt::Debug for LiveCredential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveCredential({}, {} bytes)", self.src, self.host.len())
+    }
 }
 
 /// After a re-setup that carried `live` over: per credential, keep the live
