@@ -27,8 +27,7 @@ use crate::{Engine, Pair, StopSignals, Voice, Wake};
 /// (see [`Pair::patient_restores`]).
 const RESTORE_LIVE_AFTER: Duration = Duration::from_millis(300);
 
-/// The directory in the auth dir that containers write.
-pub const LIVE_DIR: &str = "live";
+pub use caw_auth::auth_dir::LIVE_DIR;
 
 const VOICE: Voice = Voice {
     prefix: "[caw sync]",
