@@ -113,7 +113,7 @@ pub(crate) fn live_is_fresher(agent: &str, live: &[u8], host: &[u8], now: Timest
     if crate::credential::is_held(host) || crate::credential::is_held(live) {
         return false;
     }
-    let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable) else {
+    let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable && !c.implausible) else {
         return false;
     };
     match Credential::parse(agent, host, now) {
@@ -173,7 +173,11 @@ mod tests {
             !fresher(&claude(ms(2 * 365 * 24)), &claude(ms(1))),
             "two years ahead orders nothing"
         );
-        assert!(fresher(&claude(ms(300 * 24)), b"{}"));
+        assert!(fresher(&claude(ms(5)), b"{}"));
+        assert!(
+            !fresher(&claude(ms(300 * 24)), b"{}"),
+            "300 days ahead is a plant, not a login (Claude's tokens live 8 hours)"
+        );
         // Another account's login never wins, however fresh.
         let codex = |account: &str, exp_hours: i64| {
             let e = |s: &str| {
