@@ -16,7 +16,6 @@ use crate::agents::Agent;
 /// The largest credential caw reads; anything bigger is not one.
 pub const MAX_CREDENTIAL_BYTES: u64 = 1 << 20;
 
-
 /// A content fingerprint (SHA-256 of a file's bytes).
 ///
 /// Its `Debug` shows only a short prefix: enough to tell two states apart in

@@ -113,7 +113,8 @@ pub(crate) fn live_is_fresher(agent: &str, live: &[u8], host: &[u8], now: Timest
     if crate::credential::is_held(host) || crate::credential::is_held(live) {
         return false;
     }
-    let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable && !c.implausible) else {
+    let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable && !c.implausible)
+    else {
         return false;
     };
     match Credential::parse(agent, host, now) {

@@ -45,6 +45,8 @@ pub struct HostSyncOptions {
     pub check_every: Duration,
     /// Refresh each login ahead of its agents; `None`: never (`--no-refresh`).
     pub refresh: Option<RefreshOptions>,
+    /// Empty its log (stderr, when a file) once it grows past this many bytes.
+    pub log_limit: u64,
 }
 
 /// How the refresher behaves (see `caw_sync::refresh`).
@@ -306,6 +308,13 @@ impl HostSync<'_> {
         let auth_dir = &self.opts.auth_dir;
         let exit = match wake {
             Wake::Synced => {
+                if host_sync::cap_log(self.opts.log_limit) {
+                    log::info!(
+                        "{} the log passed {} bytes and was emptied",
+                        VOICE.prefix,
+                        self.opts.log_limit
+                    );
+                }
                 self.state.last_sync = Some(jiff::Timestamp::now());
                 if let Err(e) = host_sync::write_state(auth_dir, &self.state) {
                     log::warn!("{} cannot record its state: {e}", VOICE.prefix);

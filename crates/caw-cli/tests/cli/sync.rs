@@ -237,3 +237,61 @@ fn docker_flags_starts_the_sync_once_unless_told_not_to() {
     );
     // TestEnv stops it when dropped.
 }
+
+#[test]
+fn the_log_stays_capped_while_the_sync_runs() {
+    let env = TestEnv::full();
+    env.setup();
+    let log_path = env.dir.path().join("sync.log");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log_path)
+        .unwrap();
+    let mut sync = Command::new(assert_cmd::cargo::cargo_bin("caw"))
+        .args([
+            "auth",
+            "sync",
+            "--idle-exit",
+            "0",
+            "--log-limit",
+            "2000",
+            "--auth-dir",
+        ])
+        .arg(&env.auth)
+        .env("HOME", &env.home)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until("the sync holds its lock", || running(&env));
+    // A container writing live/ over and over: one log line per sync.
+    let live = env.auth.join("live/claude/credentials.json");
+    let mut largest = 0;
+    for i in 0..200 {
+        // Each newer than the last, and than the host's.
+        let text = format!(
+            r#"{{"claudeAiOauth":{{"accessToken":"a-{i}","refreshToken":"r-{i}","expiresAt":{}}}}}"#,
+            ms_from_now(4 * 3600 + i)
+        );
+        std::fs::write(live.with_extension("tmp"), &text).unwrap();
+        std::fs::rename(live.with_extension("tmp"), &live).unwrap();
+        let host = env.home.join(".claude/.credentials.json");
+        wait_until("the round reached the host", || {
+            std::fs::read_to_string(&host).is_ok_and(|t| t == text)
+        });
+        largest = largest.max(std::fs::metadata(&log_path).unwrap().len());
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sync.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(largest < 2000 + 1000, "the log grew to {largest} bytes");
+    assert!(
+        text.contains("synced") || text.contains("emptied"),
+        "{text}"
+    );
+}
