@@ -198,6 +198,9 @@ pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
         }
         return Action::Hold(Hold::LoggedOut(from));
     }
+    if src.identity.conflicts_with(&dst.identity) {
+        return Action::Hold(Hold::Foreign(from));
+    }
     let unordered = src.usable
         && dst.usable
         && src.freshness.expires_at.is_none()
@@ -207,9 +210,6 @@ pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
             return copy(Side::A, Why::Repair);
         }
         return Action::Hold(Hold::Implausible(from));
-    }
-    if src.identity.conflicts_with(&dst.identity) {
-        return Action::Hold(Hold::Foreign(from));
     }
     if dst.usable && dst.freshness.is_fresher_than(&src.freshness) {
         return copy(from.other(), Why::KeepNewest);
