@@ -295,3 +295,60 @@ fn the_log_stays_capped_while_the_sync_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn what_no_caw_writer_makes_is_removed_from_live() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = TestEnv::full();
+    env.setup();
+    let mut sync = start(&env, &["--idle-exit", "0"]);
+    wait_until("the sync holds its lock", || running(&env));
+    let dir = env.auth.join("live/claude");
+    // What root in a container can leave: a setuid binary, an executable,
+    // a FIFO, a link, a device node (when this test can make one).
+    let suid = dir.join("suid");
+    std::fs::write(&suid, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let plain = dir.join("notes");
+    std::fs::write(&plain, b"x").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A mode changed afterwards is seen too.
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    nix::unistd::mkfifo(
+        &dir.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", env.auth.join("live/link")).unwrap();
+    let device = nix::sys::stat::mknod(
+        &dir.join("disk"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .is_ok();
+    let gone = |p: &Path| std::fs::symlink_metadata(p).is_err();
+    wait_until("the planted entries are removed", || {
+        gone(&suid)
+            && gone(&plain)
+            && gone(&dir.join("fifo"))
+            && gone(&env.auth.join("live/link"))
+            && gone(&dir.join("disk"))
+    });
+    assert!(
+        dir.join("credentials.json").is_file(),
+        "the credential went too"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sync.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
+    let out = sync.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("removed `claude/suid`"), "{log}");
+    if device {
+        assert!(log.contains("removed `claude/disk`"), "{log}");
+    }
+}
