@@ -255,19 +255,35 @@ fn write_by_rename(path: &Path, bytes: &[u8]) {
 /// (default: root), in one rename: a deleted file would be restored
 /// meanwhile.
 fn plant_symlink(target: &Path, at: &Path, owner: Option<(u32, u32)>) {
+    plant(at, |tmp| {
+        std::os::unix::fs::symlink(target, tmp).unwrap();
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(tmp, Some(uid), Some(gid)).unwrap();
+        }
+    });
+}
+
+/// Make an entry with `make` beside `at` and rename it over `at`; again when
+/// the host sync removed it in between (it sweeps links and FIFOs out of
+/// `live/`, which is where most plants go).
+fn plant(at: &Path, make: impl Fn(&Path)) {
     let tmp = at.with_file_name(".planted");
-    std::os::unix::fs::symlink(target, &tmp).unwrap();
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid)).unwrap();
+    for _ in 0..20 {
+        make(&tmp);
+        match std::fs::rename(&tmp, at) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", at.display()),
+        }
     }
-    std::fs::rename(&tmp, at).unwrap();
+    panic!("could not plant at {}", at.display());
 }
 
 /// Replace the file at `at` by a FIFO, in one rename.
 fn plant_fifo(at: &Path) {
-    let tmp = at.with_file_name(".planted");
-    nix::unistd::mkfifo(&tmp, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    std::fs::rename(&tmp, at).unwrap();
+    plant(at, |tmp| {
+        nix::unistd::mkfifo(tmp, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()
+    });
 }
 
 /// The inode, owner and mode of a file.
