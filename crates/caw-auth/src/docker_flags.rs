@@ -153,6 +153,14 @@ pub fn ensure_host_sync(
     Ok(Some(host_sync::ensure_running(&mounts.auth_dir, command)?))
 }
 
+/// What a front end says when the host sync cannot be started (`e`).
+pub fn sync_start_warning(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "cannot start the host sync ({e}): host refreshes will not reach containers until \
+         `caw auth sync` runs"
+    )
+}
+
 /// Mounts printed in `format`, as one line without a trailing newline.
 ///
 /// Refuses ([`Error::UnsafeMountPath`]) a path that cannot survive the form,
@@ -205,10 +213,7 @@ pub fn get_docker_flags(
         .join(crate::bundle::BUNDLED_BINARY)
         .into_os_string()];
     if let Err(e) = ensure_host_sync(&mounts, sync_command.unwrap_or(&bundled)) {
-        log::warn!(
-            "cannot start the host sync ({e}): host refreshes will not reach containers \
-             until `caw auth sync` runs"
-        );
+        log::warn!("{}", sync_start_warning(&e));
     }
     Ok(line)
 }

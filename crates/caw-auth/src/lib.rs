@@ -23,7 +23,7 @@ pub mod agents;
 pub mod auth_dir;
 pub mod bundle;
 pub mod credential;
-mod docker_flags;
+pub mod docker_flags;
 mod error;
 pub mod expiry;
 pub mod fs;

@@ -254,6 +254,12 @@ def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
     host credential files. Host paths come only from caw's list of agents,
     whatever the manifest says.
 
+    Side effect, live mode: when no host sync runs for the auth directory,
+    one is started in the background (``python -m caw auth sync``, which
+    keeps the host files and the live directory equal and refreshes each
+    login ahead of its agents) and outlives this call; it exits by itself
+    after 10 minutes without a container. ``CAW_NO_SYNC=1`` opts out.
+
     Args:
         auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
 

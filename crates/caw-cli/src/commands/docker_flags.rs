@@ -64,9 +64,6 @@ pub(crate) fn start_sync(mounts: &caw_auth::DockerMounts) {
             log::info!("started the host sync (pid {pid})")
         }
         Ok(_) => {}
-        Err(e) => log::warn!(
-            "cannot start the host sync ({e}): host refreshes will not reach containers until \
-             `caw auth sync` runs"
-        ),
+        Err(e) => log::warn!("{}", caw_auth::docker_flags::sync_start_warning(&e)),
     }
 }
