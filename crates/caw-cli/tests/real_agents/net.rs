@@ -211,6 +211,19 @@ impl FakeNet {
         std::fs::write(self.state().join("refuse"), b"").unwrap();
     }
 
+    /// Tell the server that `tokens` (an access and a refresh token a test
+    /// logged in with) are one login, `family`: a reuse of any refresh token
+    /// of it revokes them all.
+    pub fn declare_login(&self, family: &str, tokens: &[&str]) {
+        let path = self.state().join("logins.json");
+        let mut logins: serde_json::Map<String, serde_json::Value> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        logins.insert(family.into(), serde_json::json!(tokens));
+        write_replace(&path, &serde_json::to_vec(&logins).unwrap());
+    }
+
     /// The namespace has only `lo`, no IPv4 route and no IPv6 route off
     /// loopback, and every request the server saw was for a name it serves
     /// and passed TLS. Read through /proc/<pid>/net, which shows the net
@@ -277,6 +290,13 @@ impl Drop for FakeNet {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Write `path` whole (temp file + rename): the server may read it any time.
+fn write_replace(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// A CA and a server certificate for every name in [`HOSTS`], EC P-256,

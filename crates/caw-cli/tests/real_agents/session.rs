@@ -125,6 +125,8 @@ impl Session {
             ),
             0o600,
         );
+        self.net
+            .declare_login("claude-host", &[CLAUDE_ACCESS, CLAUDE_REFRESH]);
     }
 
     /// Log the host in to Codex with ChatGPT: `.codex/auth.json` whose access
@@ -138,11 +140,14 @@ impl Session {
         } else {
             jiff::Timestamp::now().to_string()
         };
+        let access = codex_host_access(exp);
+        self.net
+            .declare_login("codex-host", &[&access, CODEX_REFRESH]);
         let auth = serde_json::json!({
             "OPENAI_API_KEY": null,
             "tokens": {
                 "id_token": codex_jwt("id-host", exp),
-                "access_token": codex_host_access(exp),
+                "access_token": access,
                 "refresh_token": CODEX_REFRESH,
                 "account_id": "acct-real-agents"
             },
