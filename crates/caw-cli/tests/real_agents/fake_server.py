@@ -10,12 +10,26 @@ State lives in files under --state-dir, so the test (which runs in another
 network namespace) reads and steers it without a socket:
 
   requests.jsonl  one JSON object per request: host, method, path, bearer
-                  token, and for token requests the grant type and refresh
-                  token sent (all tokens are fake ones the tests made)
-  state.json      refresh tokens already used (rotation: a used one is
-                  refused) and a counter for new token names
+                  token, user agent, whether it came from caw (`caw/…`),
+                  and for token requests the grant type, refresh token,
+                  body field names and content type sent, whether they match
+                  the agent's pinned refresh format, and why a refusal was
+                  one (all tokens are fake ones the tests made)
+  state.json      refresh tokens already used, the token family of every
+                  token the server issued, the revoked families, and a
+                  counter for new token names
+  logins.json     written by the test: {family: [its first tokens]}, so the
+                  access token a test logged in with belongs to a family too
   refuse          present: every refresh is refused (the login is dead)
+  delay           present: seconds (a float) to wait before answering a
+                  token request (the refresh token is spent on arrival)
   ready           written once the server listens
+
+Like the real servers at their worst: a refresh token works once; a second
+use is refused (Claude: 400 `invalid_grant`; Codex: 401
+`refresh_token_reused`) and revokes its whole family, so every later
+refresh of that family is refused and its access tokens get 401 from the
+APIs. A revocation (logout) revokes the family too.
 
 Only fake tokens ever reach it: nothing here is a secret.
 """
@@ -33,6 +47,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STATE_DIR = "."
 LOCK = threading.Lock()
+
+# Each agent's refresh request as caw pins it (crates/caw-refresh/src/agents):
+# JSON, these fields in this order, these constant values.
+PINNED = {
+    "claude": {
+        "fields": ["grant_type", "refresh_token", "client_id", "scope"],
+        "consts": {"grant_type": "refresh_token",
+                   "client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e"},
+    },
+    "codex": {
+        "fields": ["client_id", "grant_type", "refresh_token"],
+        "consts": {"client_id": "app_EMoamEEZ73f0CkXaXp7hrann",
+                   "grant_type": "refresh_token"},
+    },
+}
 
 
 def b64url(data: bytes) -> str:
@@ -71,14 +100,26 @@ class Store:
     def __init__(self, path: str):
         self.path = path
 
+    def load(self) -> dict:
+        try:
+            with open(self.path) as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            state = {}
+        for key, empty in (("used_refresh_tokens", []), ("issued", 0),
+                           ("family_of", {}), ("revoked_families", [])):
+            state.setdefault(key, empty)
+        return state
+
+    def read(self, look):
+        with open(self.path + ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            return look(self.load())
+
     def update(self, change):
         with open(self.path + ".lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                with open(self.path) as f:
-                    state = json.load(f)
-            except FileNotFoundError:
-                state = {"used_refresh_tokens": [], "issued": 0}
+            state = self.load()
             result = change(state)
             tmp = self.path + ".tmp"
             with open(tmp, "w") as f:
@@ -88,25 +129,114 @@ class Store:
 
 
 def record(entry: dict) -> None:
-    entry["time"] = time.time()
+    entry.setdefault("time", time.time())
     line = json.dumps(entry) + "\n"
     with LOCK, open(os.path.join(STATE_DIR, "requests.jsonl"), "a") as f:
         f.write(line)
 
 
-def rotate(refresh_token: str):
-    """New token number, or None when the refresh must be refused."""
-    if os.path.exists(os.path.join(STATE_DIR, "refuse")):
+def store() -> Store:
+    return Store(os.path.join(STATE_DIR, "state.json"))
+
+
+def declared_family(token: str):
+    """The family the test declared `token` part of (logins.json)."""
+    try:
+        with open(os.path.join(STATE_DIR, "logins.json")) as f:
+            logins = json.load(f)
+    except (FileNotFoundError, ValueError):
         return None
+    for family, tokens in logins.items():
+        if token in tokens:
+            return family
+    return None
+
+
+def family_in(state: dict, token: str):
+    return state["family_of"].get(token) or declared_family(token)
+
+
+def rotate(refresh_token: str, make_tokens):
+    """(token number, None) for a refresh that works, or (None, why) when it
+    is refused: `refuse` (the state file), `unknown`, `family_revoked`, or
+    `reused` (which revokes the family). `make_tokens(n)` gives the new
+    tokens, recorded as members of the same family."""
+    if os.path.exists(os.path.join(STATE_DIR, "refuse")):
+        return None, "refuse"
 
     def change(state):
-        if not refresh_token or refresh_token in state["used_refresh_tokens"]:
-            return None
+        if not refresh_token:
+            return None, "unknown"
+        # A refresh token nobody declared starts its own family.
+        family = family_in(state, refresh_token) or refresh_token
+        if family in state["revoked_families"]:
+            return None, "family_revoked"
+        if refresh_token in state["used_refresh_tokens"]:
+            state["revoked_families"].append(family)
+            return None, "reused"
         state["used_refresh_tokens"].append(refresh_token)
         state["issued"] += 1
-        return state["issued"]
+        n = state["issued"]
+        for token in make_tokens(n).values():
+            state["family_of"][token] = family
+        return n, None
 
-    return Store(os.path.join(STATE_DIR, "state.json")).update(change)
+    return store().update(change)
+
+
+def revoke(token: str) -> None:
+    """Revoke the family of `token` (a logout)."""
+
+    def change(state):
+        family = family_in(state, token) or token
+        if family not in state["revoked_families"]:
+            state["revoked_families"].append(family)
+
+    store().update(change)
+
+
+def revoked(token) -> bool:
+    """Whether `token` belongs to a revoked family."""
+    if not token:
+        return False
+
+    def look(state):
+        family = family_in(state, token)
+        return family is not None and family in state["revoked_families"]
+
+    return store().read(look)
+
+
+def check_format(agent: str, content_type: str, body, raw: bytes) -> list:
+    """How a token request differs from the agent's pinned format (empty:
+    it matches)."""
+    pinned = PINNED[agent]
+    problems = []
+    if not (content_type or "").lower().startswith("application/json"):
+        problems.append(f"content type {content_type!r}, not JSON")
+    try:
+        json.loads(raw)
+    except ValueError:
+        problems.append("body is not JSON")
+    fields = list(body)
+    if fields != pinned["fields"]:
+        problems.append(f"fields {fields}, pinned {pinned['fields']}")
+    for key, value in pinned["consts"].items():
+        if body.get(key) != value:
+            problems.append(f"{key} is {body.get(key)!r}, pinned {value!r}")
+    if not body.get("refresh_token"):
+        problems.append("no refresh_token")
+    if "scope" in pinned["fields"] and not (isinstance(body.get("scope"), str) and body["scope"].strip()):
+        problems.append("no scope")
+    return problems
+
+
+def answer_delay() -> float:
+    try:
+        with open(os.path.join(STATE_DIR, "delay")) as f:
+            return max(0.0, float(f.read().strip() or 0))
+    except (FileNotFoundError, ValueError):
+        return 0.0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -142,17 +272,21 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def handle_any(self):
+        arrived = time.time()
         host = (self.headers.get("Host") or "").split(":")[0]
         path = self.path.split("?")[0]
         raw = self.body()
         auth = self.headers.get("Authorization") or ""
+        user_agent = self.headers.get("User-Agent")
         entry = {
+            "time": arrived,
             "host": host,
             "method": self.command,
             "path": self.path,
             "bearer": auth[7:] if auth.lower().startswith("bearer ") else None,
             "x_api_key": self.headers.get("x-api-key"),
-            "user_agent": self.headers.get("User-Agent"),
+            "user_agent": user_agent,
+            "caw": (user_agent or "").startswith("caw/"),
         }
         form = {}
         if raw:
@@ -172,13 +306,23 @@ class Handler(BaseHTTPRequestHandler):
         if "revoke" in path:
             entry["revoked"] = form.get("token") or form.get("refresh_token")
 
-        if host == "platform.claude.com" and path == "/v1/oauth/token":
-            return self.claude_token(entry, form)
-        if host == "auth.openai.com" and path == "/oauth/token":
-            return self.codex_token(entry, form)
+        agent = {("platform.claude.com", "/v1/oauth/token"): "claude",
+                 ("auth.openai.com", "/oauth/token"): "codex"}.get((host, path))
+        if agent:
+            content_type = self.headers.get("Content-Type")
+            problems = check_format(agent, content_type, form, raw)
+            entry.update(content_type=content_type, fields=list(form),
+                         format_ok=not problems, format_problems=problems)
+            return self.claude_token(entry, form) if agent == "claude" else self.codex_token(entry, form)
         if "revoke" in path:
             record(entry)
+            if entry["revoked"]:
+                revoke(entry["revoked"])
             return self.send(200, {})
+        if revoked(entry["bearer"]):
+            entry["unauthorized"] = True
+            record(entry)
+            return self.send_unauthorized(host)
         if host == "api.anthropic.com" and path == "/v1/messages":
             record(entry)
             return self.claude_messages(form)
@@ -203,37 +347,70 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
 
-    def claude_token(self, entry, form):
-        n = rotate(form.get("refresh_token") or "")
+    def send_unauthorized(self, host):
+        """An access token of a revoked family, as each API answers it."""
+        if host.endswith("anthropic.com") or host.endswith("claude.com") or host == "claude.ai":
+            return self.send(401, {"type": "error", "error": {
+                "type": "authentication_error",
+                "message": "OAuth token has been revoked. Please obtain a new token or refresh your existing token."}})
+        return self.send(401, {"error": {
+            "message": "Your authentication token has been invalidated. Please try signing in again.",
+            "type": "invalid_request_error", "param": None, "code": "token_invalidated"}})
+
+    def token_answer(self, entry, form, make_tokens):
+        """Rotate (or refuse), record, wait the `delay`: (the new tokens,
+        None) or (None, why)."""
+        made = {}
+
+        def once(n):
+            made.update(made or make_tokens(n))
+            return made
+
+        n, why = rotate(form.get("refresh_token") or "", once)
         entry["refused"] = n is None
+        if why:
+            entry["refusal"] = why
         record(entry)
-        if n is None:
+        delay = answer_delay()
+        if delay:
+            time.sleep(delay)
+        return (made if n is not None else None), why
+
+    def claude_token(self, entry, form):
+        def tokens(n):
+            return {"access_token": f"sk-ant-oat01-fake-refreshed-{n}",
+                    "refresh_token": f"sk-ant-ort01-fake-refreshed-{n}"}
+
+        new, _ = self.token_answer(entry, form, tokens)
+        if new is None:
             return self.send(400, {"error": "invalid_grant",
                                    "error_description": "Refresh token not found or invalid"})
-        return self.send(200, {
+        return self.send(200, dict(new, **{
             "token_type": "Bearer",
-            "access_token": f"sk-ant-oat01-fake-refreshed-{n}",
-            "refresh_token": f"sk-ant-ort01-fake-refreshed-{n}",
             "expires_in": 28800,
             "scope": form.get("scope") or "user:inference user:profile",
             "account": {"uuid": "acct-uuid-real-agents", "email_address": "dev@example.com"},
             "organization": {"uuid": "org-uuid-real-agents", "name": "Dev's Organization"},
-        })
+        }))
 
     def codex_token(self, entry, form):
-        n = rotate(form.get("refresh_token") or "")
-        entry["refused"] = n is None
-        record(entry)
-        if n is None:
-            return self.send(401, {"error": {
-                "message": "Your refresh token has already been used to generate a new access token.",
-                "type": "invalid_request_error", "param": None, "code": "refresh_token_reused"}})
         exp = int(time.time()) + 10 * 86400
-        return self.send(200, {
-            "id_token": jwt(codex_claims(f"id-{n}", exp)),
-            "access_token": jwt(codex_claims(f"codex-fake-refreshed-{n}", exp)),
-            "refresh_token": f"codex-fake-refresh-refreshed-{n}",
-        })
+
+        def tokens(n):
+            return {"id_token": jwt(codex_claims(f"id-{n}", exp)),
+                    "access_token": jwt(codex_claims(f"codex-fake-refreshed-{n}", exp)),
+                    "refresh_token": f"codex-fake-refresh-refreshed-{n}"}
+
+        new, why = self.token_answer(entry, form, tokens)
+        if new is None:
+            code, message = {
+                "family_revoked": ("refresh_token_invalidated",
+                                   "Your refresh token has been invalidated. Please try signing in again."),
+            }.get(why, ("refresh_token_reused",
+                        "Your refresh token has already been used to generate a new access token."))
+            return self.send(401, {"error": {
+                "message": message, "type": "invalid_request_error", "param": None, "code": code}})
+        return self.send(200, new)
 
     def sse(self, events):
         self.send_response(200)

@@ -16,6 +16,11 @@
 //! too, in a private mount namespace whose /etc/hosts and CA bundle are bind
 //! mounts. No route leaves loopback, so nothing can reach a real service.
 //!
+//! The host sync is the one `docker-flags` starts, with the refresher off
+//! (`CAW_NO_REFRESH`, set by `.cargo/config.toml`), except in the stampede
+//! tests: they start it themselves where the host's agents run, in the fake
+//! network, with the refresher on (and off, for the control).
+//!
 //! Needs root, Docker, nsenter/unshare, openssl, python3, tmux, and what
 //! `scripts/real-agents.sh` fetches and caches (the pinned wheels, the
 //! debootstrapped image); the harness runs that script itself unless
@@ -34,6 +39,7 @@ mod session;
 #[path = "../support/skip.rs"]
 #[allow(dead_code)]
 mod skip;
+mod stampede;
 #[path = "../support/static_caw.rs"]
 mod static_caw;
 mod trust;

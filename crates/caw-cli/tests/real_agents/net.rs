@@ -35,8 +35,40 @@ pub struct Request {
     pub refresh_token: Option<String>,
     /// For token requests: whether the server refused it.
     pub refused: bool,
+    /// For a refused token request: `reused` (which revoked the family),
+    /// `family_revoked`, `refuse` (the test's switch) or `unknown`.
+    pub refusal: Option<String>,
     /// For revocations: the token revoked.
     pub revoked: Option<String>,
+    /// The request carried an access token of a revoked family: 401.
+    pub unauthorized: bool,
+    /// Sent by caw (its User-Agent starts with `caw/`).
+    pub caw: bool,
+    /// For token requests: the body's field names, in order.
+    pub fields: Vec<String>,
+    /// For token requests: how the request differs from the agent's
+    /// refresh as caw pins it (empty: it matches).
+    pub format_problems: Vec<String>,
+    /// When it arrived (seconds since the epoch).
+    pub time: f64,
+}
+
+impl Request {
+    /// A refresh (a `grant_type=refresh_token` request).
+    pub fn is_refresh(&self) -> bool {
+        self.refresh_token.is_some()
+    }
+}
+
+/// What the server thinks of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// Not yet used (a refresh token), in a family that is not revoked.
+    Live,
+    /// A refresh token already spent.
+    Used,
+    /// Its family was revoked (a reuse or a logout).
+    Revoked,
 }
 
 pub struct FakeNet {
@@ -184,6 +216,15 @@ impl FakeNet {
                 let v: serde_json::Value = serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("bad requests.jsonl line {line:?}: {e}"));
                 let s = |k: &str| v[k].as_str().map(str::to_string);
+                let strings = |k: &str| -> Vec<String> {
+                    v[k].as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|f| f.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
                 Request {
                     host: s("host").unwrap_or_default(),
                     method: s("method").unwrap_or_default(),
@@ -191,7 +232,13 @@ impl FakeNet {
                     bearer: s("bearer"),
                     refresh_token: s("refresh_token"),
                     refused: v["refused"].as_bool().unwrap_or(false),
+                    refusal: s("refusal"),
                     revoked: s("revoked"),
+                    unauthorized: v["unauthorized"].as_bool().unwrap_or(false),
+                    caw: v["caw"].as_bool().unwrap_or(false),
+                    fields: strings("fields"),
+                    format_problems: strings("format_problems"),
+                    time: v["time"].as_f64().unwrap_or(0.0),
                 }
             })
             .collect()
@@ -211,6 +258,65 @@ impl FakeNet {
         std::fs::write(self.state().join("refuse"), b"").unwrap();
     }
 
+    /// From now on answer token requests `delay` after they arrive (the
+    /// refresh token is spent on arrival).
+    pub fn delay_token_answers(&self, delay: Duration) {
+        write_replace(
+            &self.state().join("delay"),
+            delay.as_secs_f64().to_string().as_bytes(),
+        );
+    }
+
+    /// Tell the server that `tokens` (an access and a refresh token a test
+    /// logged in with) are one login, `family`: a reuse of any refresh token
+    /// of it revokes them all.
+    pub fn declare_login(&self, family: &str, tokens: &[&str]) {
+        let path = self.state().join("logins.json");
+        let mut logins: serde_json::Map<String, serde_json::Value> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        logins.insert(family.into(), serde_json::json!(tokens));
+        write_replace(&path, &serde_json::to_vec(&logins).unwrap());
+    }
+
+    /// What the server thinks of a refresh token now.
+    pub fn refresh_token_state(&self, token: &str) -> TokenState {
+        let state: serde_json::Value = std::fs::read(self.state().join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let logins: serde_json::Value = std::fs::read(self.state().join("logins.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let declared = logins.as_object().and_then(|m| {
+            m.iter()
+                .find(|(_, tokens)| {
+                    tokens
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|t| t == token))
+                })
+                .map(|(family, _)| family.clone())
+        });
+        let family = state["family_of"][token]
+            .as_str()
+            .map(str::to_string)
+            .or(declared)
+            .unwrap_or_else(|| token.to_string());
+        let has = |key: &str, v: &str| {
+            state[key]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == v))
+        };
+        if has("revoked_families", &family) {
+            TokenState::Revoked
+        } else if has("used_refresh_tokens", token) {
+            TokenState::Used
+        } else {
+            TokenState::Live
+        }
+    }
     /// The namespace has only `lo`, no IPv4 route and no IPv6 route off
     /// loopback, and every request the server saw was for a name it serves
     /// and passed TLS. Read through /proc/<pid>/net, which shows the net
@@ -277,6 +383,13 @@ impl Drop for FakeNet {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Write `path` whole (temp file + rename): the server may read it any time.
+fn write_replace(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// A CA and a server certificate for every name in [`HOSTS`], EC P-256,

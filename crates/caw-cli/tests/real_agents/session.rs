@@ -3,9 +3,10 @@
 //! containers set up by caw. The real CLIs run on either side.
 
 use std::io::Read as _;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -32,19 +33,28 @@ pub struct Session {
     pub net: FakeNet,
     pub prereqs: &'static Prereqs,
     /// Holds the home and the auth dir; removed on drop.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub home: PathBuf,
     pub auth: PathBuf,
     label: String,
+    /// The host sync [`Session::start_host_sync`] started, if any.
+    sync: Mutex<Option<Child>>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// The host sync `docker-flags` started for the session's auth dir stops
-/// before the temp dir goes.
+/// The host sync (started by `docker-flags` or by
+/// [`Session::start_host_sync`]) stops before the temp dir goes.
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = caw_auth::host_sync::stop(&self.auth);
+        if let Some(mut child) = self.sync.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            if std::thread::panicking() {
+                eprintln!("--- host sync log ---\n{}--- end ---", self.sync_log());
+            }
+        }
     }
 }
 
@@ -77,10 +87,11 @@ impl Session {
         Some(Session {
             net,
             prereqs,
-            _dir: dir,
+            dir,
             home,
             auth,
             label,
+            sync: Mutex::new(None),
         })
     }
 
@@ -125,6 +136,8 @@ impl Session {
             ),
             0o600,
         );
+        self.net
+            .declare_login("claude-host", &[CLAUDE_ACCESS, CLAUDE_REFRESH]);
     }
 
     /// Log the host in to Codex with ChatGPT: `.codex/auth.json` whose access
@@ -138,11 +151,14 @@ impl Session {
         } else {
             jiff::Timestamp::now().to_string()
         };
+        let access = codex_host_access(exp);
+        self.net
+            .declare_login("codex-host", &[&access, CODEX_REFRESH]);
         let auth = serde_json::json!({
             "OPENAI_API_KEY": null,
             "tokens": {
                 "id_token": codex_jwt("id-host", exp),
-                "access_token": codex_host_access(exp),
+                "access_token": access,
                 "refresh_token": CODEX_REFRESH,
                 "account_id": "acct-real-agents"
             },
@@ -204,6 +220,62 @@ impl Session {
         );
     }
 
+    /// Start the host sync, `caw auth sync --idle-exit 0`, where the host's
+    /// agents run: in the fake network, with this test's /etc/hosts and CA
+    /// bundle (also as `SSL_CERT_FILE`), so that its refresher reaches the
+    /// fake server at the agents' real token endpoints. `refresher`: without
+    /// `CAW_NO_REFRESH`; else with it, like the sync `docker-flags` starts
+    /// in every other test (cargo sets it for the test process). Returns
+    /// once it runs: `docker-flags` then finds it and starts no other.
+    pub fn start_host_sync(&self, refresher: bool) {
+        let auth = self.auth.to_str().unwrap();
+        let caw = Path::new(env!("CARGO_BIN_EXE_caw"));
+        let mut cmd = self.net.host_command(
+            caw,
+            &["auth", "sync", "--idle-exit", "0", "--auth-dir", auth],
+        );
+        cmd.env("HOME", &self.home)
+            .env("SSL_CERT_FILE", self.net.bundle())
+            .env("NO_COLOR", "1")
+            .env("CAW_LOG", "debug")
+            .current_dir(&self.home);
+        if !refresher {
+            cmd.env("CAW_NO_REFRESH", "1");
+        }
+        let log = std::fs::File::create(self.sync_log_path()).unwrap();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !matches!(
+            caw_auth::host_sync::status(&self.auth),
+            caw_auth::host_sync::SyncStatus::Running(Some(_))
+        ) {
+            if let Some(exit) = child.try_wait().unwrap() {
+                panic!("the host sync exited ({exit}):\n{}", self.sync_log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host sync did not start:\n{}",
+                self.sync_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        *self.sync.lock().unwrap() = Some(child);
+    }
+
+    fn sync_log_path(&self) -> PathBuf {
+        self.dir.path().join("sync.log")
+    }
+
+    /// What the host sync [`Session::start_host_sync`] started has logged.
+    pub fn sync_log(&self) -> String {
+        std::fs::read_to_string(self.sync_log_path()).unwrap_or_default()
+    }
+
     /// `caw auth docker-flags` (the `v` form), split as `$(…)` splits it.
     fn docker_flags(&self) -> Vec<String> {
         let out = Command::new(env!("CARGO_BIN_EXE_caw"))
@@ -258,7 +330,10 @@ impl Session {
         ]);
         args.extend(self.docker_flags());
         args.extend([self.prereqs.image.clone(), "serve".into()]);
-        let agent = Agent { name };
+        let agent = Agent {
+            name,
+            pid: OnceLock::new(),
+        };
         let out = run(Command::new("docker").args(&args), Duration::from_secs(60));
         assert!(
             out.status.success(),
@@ -316,9 +391,30 @@ impl Session {
 /// its logs if the test is failing.
 pub struct Agent {
     pub name: String,
+    pid: OnceLock<u32>,
 }
 
 impl Agent {
+    /// The pid of the container's init on the host.
+    pub fn pid(&self) -> u32 {
+        *self.pid.get_or_init(|| {
+            let out = run(
+                Command::new("docker").args(["inspect", "--format", "{{.State.Pid}}", &self.name]),
+                Duration::from_secs(30),
+            );
+            text(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("no pid for `{}`: {}", self.name, text(&out.stderr)))
+        })
+    }
+
+    /// `path` in the container, as the host sees it: through
+    /// `/proc/<pid>/root`, without starting anything in the container.
+    pub fn host_path(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.pid()))
+    }
+
     pub fn logs(&self) -> String {
         let out = run(
             Command::new("docker").args(["logs", &self.name]),
