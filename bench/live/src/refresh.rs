@@ -7,10 +7,13 @@
 //! and writes the answer (or, refused, the logged-out file Claude writes) by
 //! temp file + rename. The token endpoint is the tests' loopback fake (a
 //! refresh token works once; a reuse is refused and revokes the family),
-//! reached over the host network. An "expiry" is a new host login whose
-//! agents' refresh point is 3 seconds away. Measured per N (1, 10, 50):
+//! reached over the host network, and it answers with logins whose next
+//! refresh point (caw's with the refresher on, the agents' with it off)
+//! is 3 seconds away, so expiries follow each other. Each round starts a
+//! new login (a new token family) and watches 8 seconds. Measured per N:
 //!
-//! - refresh requests per expiry, refresher on and off;
+//! - refresh requests per expiry (how many requests sent each refresh
+//!   token), refresher on and off;
 //! - with it on, the time from the endpoint's answer to the new access
 //!   token in every container's home (read through `/proc/<pid>/root`).
 
@@ -22,7 +25,7 @@ use serde_json::json;
 
 use crate::oauth::FakeOAuth;
 use crate::{
-    die, ms_from_now, wait_all, write_by_rename, Container, Env, Report, Stats, CREDENTIAL,
+    die, ms_from_now, run, wait_all, write_by_rename, Container, Env, Report, Stats, CREDENTIAL,
 };
 
 /// The in-container agent: Claude Code's refresh rule and request, in sh.
@@ -56,13 +59,12 @@ pub struct Plan {
     pub host_caw: PathBuf,
 }
 
-/// A host login whose agents' refresh point is `secs` from now, with a
-/// refresh token the endpoint knows.
-fn due_login(server: &FakeOAuth, secs: i64) -> Vec<u8> {
+/// A new login (a new token family) expiring `secs` from now.
+fn fresh_login(server: &FakeOAuth, secs: u64) -> Vec<u8> {
     let rt = server.grant();
     format!(
         r#"{{"claudeAiOauth":{{"accessToken":"at-start-{rt}","refreshToken":"{rt}","expiresAt":{},"scopes":["user:inference"]}}}}"#,
-        ms_from_now(300 + secs)
+        ms_from_now(secs as i64)
     )
     .into_bytes()
 }
@@ -75,7 +77,7 @@ fn start_sync(env: &Env, host_caw: &Path, server: &FakeOAuth, refresh: bool) -> 
         .env("HOME", &env.home)
         .envs(server.env())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(sync_log());
     if refresh {
         cmd.env_remove("CAW_NO_REFRESH");
     } else {
@@ -94,6 +96,16 @@ fn start_sync(env: &Env, host_caw: &Path, server: &FakeOAuth, refresh: bool) -> 
     child
 }
 
+/// The syncs' log, kept for a look after the run.
+fn sync_log() -> Stdio {
+    let path = std::env::temp_dir().join("caw-refresh-bench-sync.log");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
 fn stop(mut child: Child) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -102,76 +114,136 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// One expiry: returns (requests, refused, answer → all containers).
-fn expiry(
-    env: &Env,
-    server: &FakeOAuth,
-    homes: &[PathBuf],
-    refresh: bool,
-) -> (usize, usize, Option<Duration>) {
+/// How long after a refresh the next refresh point comes, in a round.
+const CYCLE: u64 = 3;
+/// How long one round watches.
+const ROUND: Duration = Duration::from_secs(8);
+
+/// Logins' lifetimes that put the next refresh point [`CYCLE`] seconds
+/// after each refresh: caw's (10 minutes before expiry) with the refresher
+/// on, the agents' (5 minutes before) with it off.
+fn lifetime(refresh: bool) -> u64 {
+    if refresh {
+        600 + CYCLE
+    } else {
+        300 + CYCLE
+    }
+}
+
+/// What one round saw.
+struct Round {
+    /// Requests per expiry: how many requests sent each refresh token.
+    per_expiry: Vec<usize>,
+    refused: usize,
+    /// With the refresher on: from the first answer to the new login in
+    /// every container's home.
+    spread: Option<Duration>,
+}
+
+/// A fresh login whose refresh point is [`CYCLE`] s away, then [`ROUND`]
+/// of whatever refreshes follow.
+fn round(env: &Env, server: &FakeOAuth, homes: &[PathBuf], refresh: bool) -> Round {
     let before = server.seen().len();
-    write_by_rename(&env.home.join(CREDENTIAL), &due_login(server, 3));
-    // The agents' own refresh point is 3 s away; give them time to race.
-    std::thread::sleep(Duration::from_secs(6));
-    let seen = server.seen();
-    let new = &seen[before..];
-    let refused = new.iter().filter(|s| s.outcome != "ok").count();
+    server.set_expires_in(lifetime(refresh));
+    write_by_rename(
+        &env.home.join(CREDENTIAL),
+        &fresh_login(server, lifetime(refresh)),
+    );
+    let start = Instant::now();
     let mut spread = None;
     if refresh {
-        // Every container ends up with the host's bytes; the last of them
-        // to get there is the spread, from the answer's time at the server.
-        let host = std::fs::read(env.home.join(CREDENTIAL)).unwrap_or_default();
-        let answered = new
-            .iter()
-            .find(|s| s.outcome == "ok")
-            .and_then(|s| s.answered);
-        if let (Some(answered), Some(_)) =
-            (answered, wait_all(homes, &host, Duration::from_secs(10)))
-        {
-            spread = homes
+        // The first refresh: its answer, then the new login everywhere.
+        while Instant::now() < start + ROUND && spread.is_none() {
+            let answered = server.seen()[before..]
                 .iter()
-                .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
-                .max()
-                .and_then(|last| last.duration_since(answered).ok());
+                .find(|s| s.outcome == "ok")
+                .and_then(|s| s.answered);
+            let Some(answered) = answered else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            std::thread::sleep(Duration::from_millis(50));
+            let host = std::fs::read(env.home.join(CREDENTIAL)).unwrap_or_default();
+            if wait_all(homes, &host, Duration::from_secs(CYCLE - 1)).is_some() {
+                spread = homes
+                    .iter()
+                    .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
+                    .max()
+                    .and_then(|last| last.duration_since(answered).ok());
+            }
+            break;
         }
     }
-    (new.len(), refused, spread)
+    std::thread::sleep((start + ROUND).saturating_duration_since(Instant::now()));
+    let seen = server.seen();
+    let new = &seen[before..];
+    let mut by_token: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in new {
+        *by_token.entry(s.refresh_token.as_str()).or_default() += 1;
+    }
+    let outcomes: Vec<&str> = new.iter().map(|s| s.outcome.as_str()).collect();
+    eprintln!(
+        "round (refresher {}): {outcomes:?}",
+        if refresh { "on" } else { "off" }
+    );
+    Round {
+        per_expiry: by_token.into_values().collect(),
+        refused: new.iter().filter(|s| s.outcome != "ok").count(),
+        spread,
+    }
 }
 
 /// Everything for one N.
 fn size(env: &Env, plan: &Plan, n: usize, report: &mut Report) -> serde_json::Value {
     let server = FakeOAuth::start();
-    write_by_rename(&env.home.join(CREDENTIAL), &due_login(&server, 3600));
-    let mut sync = start_sync(env, &plan.host_caw, &server, true);
+    // Off first: its logins expire sooner than the refresher's, and a new
+    // login is taken only when it is the newest.
+    server.set_expires_in(lifetime(false));
+    // A new auth dir for this login: a live copy that an earlier size left
+    // fresher would win over it.
+    run(env
+        .caw()
+        .args(["auth", "teardown", "--auth-dir"])
+        .arg(&env.auth));
+    write_by_rename(
+        &env.home.join(CREDENTIAL),
+        &fresh_login(&server, lifetime(false)),
+    );
+    run(env
+        .caw()
+        .args(["auth", "setup", "--agents", "claude", "--auth-dir"])
+        .arg(&env.auth));
+    let mut sync = start_sync(env, &plan.host_caw, &server, false);
     let url = server.url("claude");
     let containers: Vec<Container> = (0..n)
         .map(|i| Container::start_agent(env, i, AGENT, &url))
         .collect();
     let homes: Vec<PathBuf> = containers.iter().map(|c| c.file(CREDENTIAL)).collect();
     let mut out = json!({"containers": n});
-    for refresh in [true, false] {
-        if !refresh {
+    for refresh in [false, true] {
+        if refresh {
             stop(sync);
-            sync = start_sync(env, &plan.host_caw, &server, false);
+            sync = start_sync(env, &plan.host_caw, &server, true);
         }
         let (mut requests, mut refused, mut spreads) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..plan.rounds {
-            let (r, x, s) = expiry(env, &server, &homes, refresh);
-            requests.push(r);
-            refused.push(x);
-            spreads.extend(s);
+            let r = round(env, &server, &homes, refresh);
+            requests.extend(r.per_expiry);
+            refused.push(r.refused);
+            spreads.extend(r.spread);
         }
         let key = if refresh { "on" } else { "off" };
         let mut sorted = requests.clone();
         sorted.sort();
         let median = sorted[sorted.len() / 2];
         report.line(format!(
-            "| {n} | {key} | {median} | {}–{} | {} |",
+            "| {n} | {key} | {} | {median} | {}–{} | {} |",
+            sorted.len(),
             sorted[0],
             sorted[sorted.len() - 1],
             refused.iter().sum::<usize>()
         ));
-        out[key] = json!({"requests_per_expiry": requests, "refused": refused});
+        out[key] = json!({"requests_per_expiry": requests, "refused_per_round": refused});
         if refresh && !spreads.is_empty() {
             let stats = Stats::new(spreads);
             out["answer_to_all_containers"] = stats.json();

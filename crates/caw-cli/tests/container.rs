@@ -1516,6 +1516,16 @@ fn a_logged_out_file_never_replaces_a_login(guard: Guard, mode: Mode) {
             || std::fs::read(s.home_file(CLAUDE)).is_ok_and(|b| b == good),
         );
         assert_holds!(&s.host_file(CLAUDE), good, "the heal wrote the host");
+        // Logged out again with the same shared login (the agent's refresh
+        // with it was refused): healed once only, so the agent is not handed
+        // a dead token over and over.
+        write_by_rename(&s.home_file(CLAUDE), CLAUDE_LOGGED_OUT);
+        std::thread::sleep(s.repair_budget());
+        assert_holds!(
+            &s.home_file(CLAUDE),
+            CLAUDE_LOGGED_OUT,
+            "healed twice from one login"
+        );
     }
 
     // Logging in again, in the container, reaches everyone.

@@ -72,6 +72,10 @@ pub struct Pair {
     b_shared: bool,
     /// Whether a logged-out B heals from A once quiet (see [`Context::heal_b`]).
     heal_b: bool,
+    /// The A that last healed a logged-out B. The same A heals only once:
+    /// an agent whose refresh with it was refused would otherwise be handed
+    /// the dead token again and again, each time spending a request.
+    healed_from: Option<Digest>,
     /// B is never a side of its own but this function of A (a copy with
     /// the refresh tokens held back): nothing of B ever reaches A.
     derive_b: Option<Derive>,
@@ -95,6 +99,7 @@ impl Pair {
             restore_after: Duration::ZERO,
             b_shared: false,
             heal_b: false,
+            healed_from: None,
             derive_b: None,
         }
     }
@@ -161,11 +166,13 @@ impl Pair {
             let now = Timestamp::now();
             let (oa, ob) = (la.classify(self.agent, now), lb.classify(self.agent, now));
             let quiet = at.saturating_duration_since(self.last_event) >= REPAIR_AFTER;
+            let a_digest = oa.credential().map(|c| c.digest);
+            let heal_b = self.heal_b && (a_digest.is_none() || a_digest != self.healed_from);
             let ctx = Context {
                 last: self.last.as_ref(),
                 b_quiet: quiet,
                 b_shared: self.b_shared,
-                heal_b: self.heal_b,
+                heal_b,
             };
             match decide(&oa, &ob, ctx) {
                 Action::InSync => {
@@ -177,7 +184,7 @@ impl Pair {
                     self.report(hold);
                     let repairable = match hold {
                         Hold::Waiting(Side::B, Waiting::Incomplete | Waiting::Unusable) => true,
-                        Hold::LoggedOut(Side::B) => self.heal_b && !quiet,
+                        Hold::LoggedOut(Side::B) => heal_b && !quiet,
                         _ => false,
                     };
                     let wake = repairable.then(|| self.last_event + REPAIR_AFTER);
@@ -207,6 +214,9 @@ impl Pair {
                     {
                         Ok(Commit::Done) => {
                             let existed = self.last.is_some();
+                            if heal_b && from == Side::A && why == Why::Repair {
+                                self.healed_from = a_digest;
+                            }
                             self.last = Some(Digest::of(bytes));
                             self.settle();
                             self.say_copied(from, why, existed);

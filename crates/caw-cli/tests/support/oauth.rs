@@ -38,6 +38,8 @@ struct State {
     seen: Vec<Seen>,
     delay: Duration,
     fail_next: u32,
+    /// `expires_in` of Claude-style answers, when not Claude's 8 hours.
+    expires_in: Option<u64>,
 }
 
 /// The server; stops when dropped.
@@ -88,6 +90,11 @@ impl FakeOAuth {
     /// Answer every request this much later.
     pub fn set_delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;
+    }
+
+    /// Answer Claude (and opencode) refreshes with this `expires_in`.
+    pub fn set_expires_in(&self, secs: u64) {
+        self.state.lock().unwrap().expires_in = Some(secs);
     }
 
     /// Answer the next `n` requests with a 503, spending nothing.
@@ -320,7 +327,7 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
         "qwen" => serde_json::json!({"access_token": access, "refresh_token": new_rt,
             "token_type": "Bearer", "expires_in": 21600, "resource_url": "portal.qwen.ai"}),
         _ => serde_json::json!({"token_type": "Bearer", "access_token": access,
-            "refresh_token": new_rt, "expires_in": 28800,
+            "refresh_token": new_rt, "expires_in": s.expires_in.unwrap_or(28800),
             "scope": "user:inference user:profile"}),
     };
     (200, answer.to_string())
