@@ -20,6 +20,7 @@
 //! ```
 
 pub mod agents;
+pub mod attached;
 pub mod auth_dir;
 pub mod bundle;
 pub mod credential;
