@@ -101,11 +101,7 @@ pub fn attached(live: &Path) -> Option<Attached> {
 /// (`1: FLOCK  ADVISORY  READ  1234 fd:01:5678 0 EOF`; lines of waiters,
 /// `1: -> FLOCK …`, are not holders).
 fn holders(locks: &str, dev: u64, ino: u64) -> Vec<u32> {
-    let want = (
-        nix::sys::stat::major(dev),
-        nix::sys::stat::minor(dev),
-        ino,
-    );
+    let want = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev), ino);
     let mut pids: Vec<u32> = locks
         .lines()
         .filter_map(|line| {
