@@ -729,6 +729,10 @@ mod tests {
             ],
             "{events:?}"
         );
+        // The new directory holds codex's files where the manifest says.
+        for (_, file) in Manifest::load(&auth).unwrap().files() {
+            assert!(auth.join(&file.src).is_file(), "{} is missing", file.src);
+        }
 
         // claude goes: its directory is removed after the manifest.
         let notify2 = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();

@@ -178,7 +178,14 @@ fn stage_agent(
     if !is_real_dir(&dir) {
         let tmp = temp_dir(auth_dir, agent, 0o700)?;
         for file in files {
-            super::write_file(&tmp.path().join(&file.src), &file.bytes, file.mode.bits())?;
+            // `src` is `<agent>/<file>`: the temp directory stands in for `<agent>`.
+            let rel = Path::new(&file.src).strip_prefix(agent).map_err(|_| {
+                fs::with_path(
+                    std::io::Error::other("not below its agent's directory"),
+                    Path::new(&file.src),
+                )
+            })?;
+            super::write_file(&tmp.path().join(rel), &file.bytes, file.mode.bits())?;
         }
         changes.push(Change::Dir { tmp, target: dir });
         return Ok(());
