@@ -106,9 +106,12 @@ def setup(
     caw.auth.get_docker_flags.
 
     With every agent selected, agents that are not logged in on this machine
-    are skipped with a warning on the ``caw`` logger. The new directory is
-    built beside the old one and swapped in only when complete, so a failure
-    leaves a previous auth directory as it was. When ``dest_dir`` is None,
+    are skipped with a warning on the ``caw`` logger. A new directory is
+    built beside its path and renamed into place when complete. An existing
+    one is updated in place, so that running containers keep their mounts:
+    each new file replaces its old one whole, ``manifest.json`` last, and
+    what it no longer lists is removed after it; a failure leaves the
+    previous auth directory working. When ``dest_dir`` is None,
     ``$CAW_AUTH_DIR`` is used if set.
 
     Args:
