@@ -84,6 +84,8 @@ fn build(out_dir: &Path) -> Result<PathBuf, String> {
             "caw-cli",
             "--bin",
             "caw",
+            // No refresher (TLS, HTTP) in the container binary.
+            "--no-default-features",
             "--profile",
             PROFILE,
             "--target",

@@ -22,6 +22,7 @@ def setup(
     mount_point: Optional[str] = None,
     mode: Optional[Literal["live", "bind"]] = None,
     trust: Sequence[str] = (),
+    hold_refresh_token: bool = False,
 ) -> Path:
     """Write a new auth dir; returns its absolute path."""
 
@@ -29,11 +30,27 @@ def get_status(
     *,
     agents: Sequence[str],
     auth_dir: Optional[_Path] = None,
-) -> list[Tuple[str, str, str, str, bool, Optional[str]]]:
-    """One ``(agent, file, type, strategy, exists, token_expiry)`` tuple per managed file."""
+) -> list[
+    Tuple[
+        Tuple[str, str, str, str, bool, Optional[str]],
+        Tuple[
+            str, Optional[int], Optional[int], Optional[str], Optional[int],
+            Optional[int], Optional[str], bool,
+        ],
+    ]
+]:
+    """One pair of tuples per managed file: ``(agent, file, type, strategy,
+    exists, token_expiry)`` and ``(source, modified_ms, expires_at_ms, newest,
+    next_refresh_ms, last_refresh_ms, last_refresh_result, refresh_token_held)``."""
 
-def get_docker_flags(*, auth_dir: Optional[_Path] = None) -> str:
-    """The ``docker run`` ``-v`` flags for an auth dir, on one line."""
+def get_docker_flags(
+    *, auth_dir: Optional[_Path] = None, sync_command: Sequence[str] = ()
+) -> str:
+    """The ``docker run`` ``-v`` flags for an auth dir, on one line; starts the
+    host sync with ``sync_command`` when none runs."""
+
+def host_sync(*, auth_dir: Optional[_Path] = None, idle_exit: int = 600, refresh: bool = True) -> str:
+    """The host sync in the foreground until stopped; returns why it ended."""
 
 def teardown(
     *,

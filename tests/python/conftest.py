@@ -115,6 +115,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("CAW_AUTH_DIR", "CAW_STATIC_BINARY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CAW_NO_SYNC", "1")
+    # A host sync a test starts refreshes nothing unless the test points it
+    # at a loopback fake: no test may reach a real token endpoint.
+    monkeypatch.setenv("CAW_NO_REFRESH", "1")
     return home
 
 

@@ -27,6 +27,7 @@ def test_documented_signatures() -> None:
         ("mount_point", None, kw),
         ("mode", None, kw),
         ("trust", None, kw),
+        ("hold_refresh_token", False, kw),
     ]
     assert params(auth.get_status) == [("agents", None, pk), ("auth_dir", None, pk)]
     assert params(auth.get_docker_flags) == [("auth_dir", None, pk)]

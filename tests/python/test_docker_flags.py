@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,64 @@ def test_a_manifest_naming_another_host_file_is_refused(home: Path, auth_dir: Pa
         auth.get_docker_flags(auth_dir)
     assert info.value.field == "agents.claude.files[0].host_original"
     assert ".claude/.credentials.json" in str(info.value)
+
+
+class _TokenEndpoint(BaseHTTPRequestHandler):
+    """Claude's token endpoint, on loopback: a refresh token works once."""
+
+    used: set[str] = set()
+    requests: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        token = body.get("refresh_token", "")
+        if token in type(self).used or body.get("client_id") != "9d1c250a-e61b-44d9-88ed-5944d1962f5e":
+            status, answer = 400, {"error": "invalid_grant"}
+        else:
+            type(self).used.add(token)
+            status, answer = 200, {"access_token": "at-python-2", "refresh_token": "rt-python-2", "expires_in": 28800}
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_sync_python_starts_refreshes_logins(
+    env: Path, auth_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import add_claude, now_ms
+
+    # Due for caw's refresh (10 min before expiry), not yet for Claude's.
+    add_claude(env, expires_at_ms=now_ms() + 8 * 60 * 1000)
+    server = HTTPServer(("127.0.0.1", 0), _TokenEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("CAW_CLAUDE_TOKEN_URL", f"http://127.0.0.1:{server.server_port}/v1/oauth/token")
+    monkeypatch.delenv("CAW_NO_SYNC")
+    monkeypatch.delenv("CAW_NO_REFRESH")
+    auth.setup(["claude"], dest_dir=auth_dir)
+    try:
+        auth.get_docker_flags(auth_dir)
+        state = json.loads((auth_dir / "sync.json").read_text())
+        cmdline = Path(f"/proc/{state['pid']}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:5] == [b"-m", b"caw", b"auth", b"sync"], cmdline
+        host = env / ".claude/.credentials.json"
+        deadline = time.monotonic() + 15
+        while "at-python-2" not in host.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cred = json.loads(host.read_text())["claudeAiOauth"]
+        assert cred["accessToken"] == "at-python-2" and cred["refreshToken"] == "rt-python-2"
+        assert cred["subscriptionType"] == "max"
+        live = auth_dir / "live/claude/credentials.json"
+        while live.read_bytes() != host.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live.read_bytes() == host.read_bytes()
+        assert len(_TokenEndpoint.requests) == 1
+    finally:
+        auth.teardown(auth_dir=auth_dir, force=True)
+        server.shutdown()

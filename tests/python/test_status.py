@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -21,7 +22,23 @@ def by_file(rows: list[AuthFileStatus]) -> dict[str, AuthFileStatus]:
 def test_auth_file_status_is_a_frozen_dataclass_with_documented_fields() -> None:
     assert dataclasses.is_dataclass(AuthFileStatus)
     fields = dataclasses.fields(AuthFileStatus)
-    assert [f.name for f in fields] == ["agent", "file", "type", "strategy", "exists", "token_expiry"]
+    # The documented six first, in order; caw's extras after them, with defaults.
+    assert [f.name for f in fields] == [
+        "agent",
+        "file",
+        "type",
+        "strategy",
+        "exists",
+        "token_expiry",
+        "source",
+        "modified",
+        "expires_at",
+        "newest",
+        "next_refresh",
+        "last_refresh",
+        "last_refresh_result",
+        "refresh_token_held",
+    ]
     row = AuthFileStatus("claude", ".claude.json", "config", "copy", True, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         row.exists = False  # type: ignore[misc]
@@ -138,3 +155,32 @@ def test_top_level_alias(home: Path, auth_dir: Path) -> None:
     assert caw.auth_get_status is auth.get_status
     auth.setup(dest_dir=auth_dir)
     assert caw.auth_get_status(auth_dir=auth_dir) == auth.get_status(auth_dir=auth_dir)
+
+
+def test_rows_carry_the_cli_s_detail(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    rows = by_file(auth.get_status(auth_dir=auth_dir))
+    cred = rows[".claude/.credentials.json"]
+    assert cred.source == f"host {home / '.claude/.credentials.json'}"
+    assert cred.modified is not None and cred.modified.tzinfo is not None
+    assert cred.expires_at is not None and cred.expires_at.tzinfo is not None
+    assert cred.newest == "same"
+    # No host sync runs here: no refresher record.
+    assert cred.next_refresh is None and cred.last_refresh is None
+    assert cred.last_refresh_result is None and cred.refresh_token_held is False
+    config = rows[".claude.json"]
+    assert config.source.startswith("staged ") and config.expires_at is None and config.newest is None
+
+
+def test_hold_refresh_token_keeps_refresh_tokens_out_of_the_auth_dir(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir, hold_refresh_token=True)
+    manifest = json.loads((auth_dir / "manifest.json").read_text())
+    assert manifest["hold_refresh_token"] is True
+    secret = json.loads((home / ".claude/.credentials.json").read_text())["claudeAiOauth"]["refreshToken"]
+    for path in auth_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    with pytest.raises(TypeError):
+        auth.setup(dest_dir=auth_dir, hold_refresh_token="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hold_refresh_token"):
+        auth.setup(dest_dir=auth_dir, mode="bind", hold_refresh_token=True)

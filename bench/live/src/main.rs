@@ -18,6 +18,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+#[path = "../../../crates/caw-cli/tests/support/oauth.rs"]
+mod oauth;
+mod refresh;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use serde_json::json;
 
@@ -30,6 +34,8 @@ struct Args {
     rounds: usize,
     busybox: PathBuf,
     out: PathBuf,
+    /// `refresh`: the refresh benchmark instead (see `refresh.rs`).
+    refresh: Option<refresh::Plan>,
 }
 
 fn args() -> Args {
@@ -38,6 +44,7 @@ fn args() -> Args {
         rounds: 50,
         busybox: "/bin/busybox".into(),
         out: "bench/results/live.json".into(),
+        refresh: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,8 +61,31 @@ fn args() -> Args {
             }
             "--busybox" => a.busybox = value().into(),
             "--out" => a.out = value().into(),
+            "refresh" => {
+                a.refresh = Some(refresh::Plan {
+                    sizes: vec![1, 10, 50],
+                    rounds: 3,
+                    host_caw: PathBuf::new(),
+                })
+            }
+            "--host-caw" => plan(&mut a).host_caw = value().into(),
+            "--sizes" => {
+                plan(&mut a).sizes = value()
+                    .split(',')
+                    .map(|n| n.parse().unwrap_or_else(|_| die("--sizes: numbers")))
+                    .collect()
+            }
+            "--expiries" => {
+                plan(&mut a).rounds = value()
+                    .parse()
+                    .unwrap_or_else(|_| die("--expiries: a number"))
+            }
             "-h" | "--help" => {
-                println!("live-bench --caw STATIC_CAW [--rounds N] [--busybox PATH] [--out JSON]");
+                println!(
+                    "live-bench --caw STATIC_CAW [--rounds N] [--busybox PATH] [--out JSON]\n\
+                     live-bench refresh --caw STATIC_CAW --host-caw CAW [--sizes 1,10,50] \
+                     [--expiries N] [--busybox PATH] [--out JSON]"
+                );
                 std::process::exit(0);
             }
             other => die(&format!("unknown argument `{other}`")),
@@ -65,6 +95,13 @@ fn args() -> Args {
         die("--caw: a static caw (scripts/build-static.sh prints one)");
     }
     a
+}
+
+/// The refresh plan, for its options (which need `refresh` first).
+fn plan(a: &mut Args) -> &mut refresh::Plan {
+    a.refresh
+        .as_mut()
+        .unwrap_or_else(|| die("this option belongs to `refresh`, which comes first"))
 }
 
 fn die(msg: &str) -> ! {
@@ -247,18 +284,39 @@ struct Container {
 
 impl Container {
     fn start(env: &Env, i: usize) -> Container {
-        let name = format!("caw-bench-live-{}-{i}", std::process::id());
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "-d".into(),
-            "--rm".into(),
-            "--network".into(),
-            "none".into(),
-            "--name".into(),
-            name.clone(),
+        Container::start_with(env, i, &["--network", "none"], &[])
+    }
+
+    /// A container whose agent user runs `script` (sh) with `URL` set, on
+    /// the host's network (to reach a loopback token endpoint).
+    fn start_agent(env: &Env, i: usize, script: &str, url: &str) -> Container {
+        let url = format!("URL={url}");
+        let agent = format!("AGENT={script}");
+        let before = [
+            "--network",
+            "host",
+            "-e",
+            &url,
+            "-e",
+            &agent,
+            "--entrypoint",
+            "/bin/sh",
         ];
+        let cmd = [
+            "-c",
+            "/tmp/caw_auth/setup-container.sh && exec su -s /bin/sh playground -c 'eval \"$AGENT\"'",
+        ];
+        Container::start_with(env, i, &before, &cmd)
+    }
+
+    fn start_with(env: &Env, i: usize, before: &[&str], after: &[&str]) -> Container {
+        let name = format!("caw-bench-live-{}-{i}", std::process::id());
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--rm".into()];
+        args.extend(before.iter().map(|s| s.to_string()));
+        args.extend(["--name".into(), name.clone()]);
         args.extend(env.flags());
         args.push(IMAGE.into());
+        args.extend(after.iter().map(|s| s.to_string()));
         run(Command::new("docker").args(&args));
         let out =
             run(Command::new("docker").args(["inspect", "--format", "{{.State.Pid}}", &name]));
@@ -378,6 +436,15 @@ impl Report {
         self.lines
             .push(format!("| {first} | median | p90 | max | n |"));
         self.lines.push("| --- | --- | --- | --- | --- |".into());
+    }
+
+    fn line(&mut self, text: String) {
+        self.lines.push(text);
+    }
+
+    fn note(&mut self, text: String) {
+        self.lines.push(String::new());
+        self.lines.push(text);
     }
 
     fn add(&mut self, key: &'static str, what: &str, stats: &Stats) {
@@ -571,8 +638,18 @@ fn main() {
     build_image(&a.busybox);
     let env = prepare(&a);
     let mut report = Report::default();
-    live_channel(&a, &env, &mut report);
-    docker_flags(&a, &env, &mut report);
+    match &a.refresh {
+        Some(plan) => {
+            if plan.host_caw.as_os_str().is_empty() {
+                die("refresh --host-caw: the host's caw, with the refresher (target/release/caw)");
+            }
+            refresh::bench(&env, plan, &mut report);
+        }
+        None => {
+            live_channel(&a, &env, &mut report);
+            docker_flags(&a, &env, &mut report);
+        }
+    }
     run(env
         .caw()
         .args(["auth", "teardown", "--auth-dir"])

@@ -159,6 +159,33 @@ impl Credential {
     }
 }
 
+/// What stands in a container's copy in place of each refresh token when
+/// the host keeps them (`--hold-refresh-token`): not a secret, and refused
+/// by every token endpoint.
+pub const HELD_REFRESH_TOKEN: &str = "caw-held-on-the-host";
+
+/// `bytes` with every refresh token replaced by [`HELD_REFRESH_TOKEN`], as
+/// the agent's own JSON (`None` when the bytes are not a JSON object).
+/// Everything else, access tokens included, is kept.
+pub fn hold(agent: &Agent, bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !value.is_object() {
+        return None;
+    }
+    for token in (agent.refresh_tokens)(&mut value) {
+        *token = HELD_REFRESH_TOKEN.into();
+    }
+    serde_json::to_vec_pretty(&value).ok()
+}
+
+/// Whether `bytes` hold a container's copy made by [`hold`]: never a login
+/// the host may take.
+pub fn is_held(bytes: &[u8]) -> bool {
+    bytes
+        .windows(HELD_REFRESH_TOKEN.len())
+        .any(|w| w == HELD_REFRESH_TOKEN.as_bytes())
+}
+
 /// The expiry `bytes` state for `agent` (as written, plausible or not), for
 /// showing to people; `None` when the file is not a credential or says nothing.
 pub fn stated_expiry(agent: &Agent, bytes: &[u8]) -> Option<Timestamp> {
@@ -271,5 +298,51 @@ mod tests {
             stated_expiry(agent, poisoned.as_bytes()),
             Some(ts(1_700_000_000 + 9999 * day))
         );
+    }
+
+    #[test]
+    fn hold_replaces_every_refresh_token_and_nothing_else() {
+        use serde_json::json;
+        let cases = [
+            (
+                "claude",
+                json!({"claudeAiOauth": {"accessToken": "a", "refreshToken": "r", "expiresAt": 5}}),
+            ),
+            (
+                "codex",
+                json!({"tokens": {"access_token": "a", "refresh_token": "r", "id_token": "i"}, "last_refresh": "x"}),
+            ),
+            (
+                "gemini",
+                json!({"access_token": "a", "refresh_token": "r", "expiry_date": 5}),
+            ),
+            (
+                "qwen",
+                json!({"access_token": "a", "refresh_token": "r", "expiry_date": 5}),
+            ),
+            (
+                "opencode",
+                json!({"anthropic": {"type": "oauth", "refresh": "r", "access": "a", "expires": 5},
+                                "copilot": {"type": "oauth", "refresh": "r2", "access": "b", "expires": 5},
+                                "openai": {"type": "api", "key": "sk"}}),
+            ),
+        ];
+        for (name, cred) in cases {
+            let agent = crate::agents::by_name(name).unwrap();
+            let held = hold(agent, &serde_json::to_vec(&cred).unwrap()).unwrap();
+            let text = String::from_utf8(held.clone()).unwrap();
+            assert!(is_held(&held), "{name}");
+            assert!(
+                !text.contains("\"r\"") && !text.contains("\"r2\""),
+                "{name}: {text}"
+            );
+            assert!(text.contains("\"a\""), "{name}: access token kept: {text}");
+            let parsed = Credential::parse(agent, &held, ts(1)).unwrap();
+            assert!(
+                parsed.usable,
+                "{name}: a held copy is a usable login in the container"
+            );
+        }
+        assert!(!is_held(b"{\"refresh_token\":\"r\"}"));
     }
 }

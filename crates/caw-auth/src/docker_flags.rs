@@ -137,16 +137,20 @@ pub fn docker_mounts(auth_dir: Option<&Path>) -> Result<DockerMounts> {
 }
 
 /// Make sure the host sync runs for a live-mode auth dir, before its flags
-/// are handed to `docker run`: when none runs, `program auth sync` is
-/// started in the background (see [`host_sync::ensure_running`]).
+/// are handed to `docker run`: when none runs, `command… auth sync` is
+/// started in the background (see [`host_sync::ensure_running`]); this
+/// starts a process that outlives the caller.
 ///
 /// Nothing to do (`Ok(None)`) in bind mode or with `CAW_NO_SYNC=1`.
-pub fn ensure_host_sync(mounts: &DockerMounts, program: &Path) -> Result<Option<Started>> {
+pub fn ensure_host_sync(
+    mounts: &DockerMounts,
+    command: &[std::ffi::OsString],
+) -> Result<Option<Started>> {
     let opted_out = std::env::var_os(host_sync::NO_SYNC_ENV).is_some_and(|v| v == "1");
     if mounts.mode != AuthMode::Live || opted_out {
         return Ok(None);
     }
-    Ok(Some(host_sync::ensure_running(&mounts.auth_dir, program)?))
+    Ok(Some(host_sync::ensure_running(&mounts.auth_dir, command)?))
 }
 
 /// Mounts printed in `format`, as one line without a trailing newline.
@@ -183,16 +187,24 @@ pub fn format_mounts(mounts: &[Mount], format: FlagFormat) -> Result<String> {
     })
 }
 
-/// The documented one-line `-v` form; makes sure the host sync runs, with
-/// the auth dir's own `bin/caw` (a static build runs on the host as well).
+/// The documented one-line `-v` form; makes sure the host sync runs (a
+/// background process), started with `sync_command` (see
+/// [`ensure_host_sync`]), else with the auth dir's own `bin/caw` (a static
+/// build runs on the host as well, but has no refresher).
 ///
 /// Not being able to start the sync is a warning: containers still share
 /// their logins through the live directory, only the host's do not reach it.
-pub fn get_docker_flags(auth_dir: Option<&Path>) -> Result<String> {
+pub fn get_docker_flags(
+    auth_dir: Option<&Path>,
+    sync_command: Option<&[std::ffi::OsString]>,
+) -> Result<String> {
     let mounts = docker_mounts(auth_dir)?;
     let line = format_mounts(&mounts.mounts, FlagFormat::V)?;
-    let program = mounts.auth_dir.join(crate::bundle::BUNDLED_BINARY);
-    if let Err(e) = ensure_host_sync(&mounts, &program) {
+    let bundled = [mounts
+        .auth_dir
+        .join(crate::bundle::BUNDLED_BINARY)
+        .into_os_string()];
+    if let Err(e) = ensure_host_sync(&mounts, sync_command.unwrap_or(&bundled)) {
         log::warn!(
             "cannot start the host sync ({e}): host refreshes will not reach containers \
              until `caw auth sync` runs"

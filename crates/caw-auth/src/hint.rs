@@ -32,6 +32,8 @@ pub enum OptionName {
     Format,
     /// The `HOME` environment variable.
     Home,
+    /// Keep refresh tokens out of containers.
+    HoldRefreshToken,
 }
 
 impl OptionName {
@@ -48,6 +50,7 @@ impl OptionName {
             OptionName::Force => "force",
             OptionName::Format => "format",
             OptionName::Home => "HOME",
+            OptionName::HoldRefreshToken => "hold refresh token",
         }
     }
 }

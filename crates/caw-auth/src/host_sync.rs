@@ -38,6 +38,33 @@ pub struct SyncState {
     pub started_at: Timestamp,
     /// When it last copied a credential, if it has.
     pub last_sync: Option<Timestamp>,
+    /// What its refresher does for each login, by agent; `None`: it does
+    /// not refresh (`--no-refresh`, or a build without the refresher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<std::collections::BTreeMap<String, LoginRefresh>>,
+}
+
+/// The refresher's record of one login (no token: `sync.json` is readable
+/// by containers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRefresh {
+    /// When caw will refresh it next; `None`: never (no refresh token, a
+    /// dead login) or now.
+    #[serde(default)]
+    pub next_at: Option<Timestamp>,
+    /// When the last refresh was tried.
+    #[serde(default)]
+    pub last_at: Option<Timestamp>,
+    /// How it ended: `ok`, or why not (`refused (invalid_grant): log in
+    /// again on the host`, `no answer (…); retrying`).
+    #[serde(default)]
+    pub last: Option<String>,
+    /// Whether the last refresh succeeded.
+    #[serde(default)]
+    pub ok: Option<bool>,
+    /// Whether containers get the login without its refresh token.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// Whether a sync runs for an auth dir.
@@ -170,11 +197,18 @@ pub enum Started {
     Now(u32),
 }
 
-/// Make sure a sync runs for `auth_dir`: when none does, start `program
+/// Make sure a sync runs for `auth_dir`: when none does, start `command…
 /// auth sync --auth-dir <auth_dir>` in the background (its own process
 /// group, stdin from /dev/null, output appended to `sync.log`) and wait
 /// until it holds its lock and has recorded its pid in `sync.json`.
-pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
+///
+/// `command` is the program and the arguments that make it `caw`: the CLI
+/// passes its own executable, Python `[python, -m, caw]`.
+pub fn ensure_running(auth_dir: &Path, command: &[std::ffi::OsString]) -> io::Result<Started> {
+    let Some((program, leading)) = command.split_first() else {
+        return Err(io::Error::other("no command to start the host sync with"));
+    };
+    let program = Path::new(program);
     if matches!(status(auth_dir), SyncStatus::Running(_)) {
         return Ok(Started::AlreadyRunning);
     }
@@ -191,6 +225,7 @@ pub fn ensure_running(auth_dir: &Path, program: &Path) -> io::Result<Started> {
             .map_err(|e| crate::fs::with_path(e, &log_path))?;
     }
     let mut child = Command::new(program)
+        .args(leading)
         .args(["auth", "sync", "--auth-dir"])
         .arg(auth_dir)
         .stdin(Stdio::null())
@@ -255,6 +290,7 @@ mod tests {
             pid: 42,
             started_at: Timestamp::from_second(1_700_000_000).unwrap(),
             last_sync: None,
+            refresh: None,
         };
         write_state(&auth, &state).unwrap();
         assert_eq!(status(&auth), SyncStatus::Running(Some(state)));

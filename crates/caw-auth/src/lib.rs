@@ -17,7 +17,7 @@
 //!     agents: vec!["claude".into(), "codex".into()],
 //!     ..SetupOptions::default()
 //! })?;
-//! println!("docker run {} image", get_docker_flags(Some(&report.auth_dir))?);
+//! println!("docker run {} image", get_docker_flags(Some(&report.auth_dir), None)?);
 //! # Ok::<(), caw_auth::Error>(())
 //! ```
 

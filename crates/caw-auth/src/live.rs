@@ -20,8 +20,8 @@ use crate::credential::{Credential, MAX_CREDENTIAL_BYTES};
 use crate::fs_at::{self, Kind, TempAt};
 use crate::{agents, fs};
 
-/// One credential to bring up to date in the live directory.
-#[derive(Debug)]
+/// One credential to bring up to date in the live directory. Holds
+/// credential bytes: its `Debug` shows their length only.
 pub(crate) struct LiveCredential<'a> {
     /// The agent's name.
     pub agent: &'a str,
@@ -29,6 +29,12 @@ pub(crate) struct LiveCredential<'a> {
     pub src: &'a str,
     /// The host credential's bytes.
     pub host: &'a [u8],
+}
+
+impl std::fmt::Debug for LiveCredential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveCredential({}, {} bytes)", self.src, self.host.len())
+    }
 }
 
 /// After a re-setup that carried `live` over: per credential, keep the live
@@ -116,6 +122,10 @@ pub(crate) fn live_is_fresher(agent: &str, live: &[u8], host: &[u8], now: Timest
     let Some(agent) = agents::by_name(agent) else {
         return false;
     };
+    // Held refresh tokens: `live/` is only ever the host's login, masked.
+    if crate::credential::is_held(host) || crate::credential::is_held(live) {
+        return false;
+    }
     let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable) else {
         return false;
     };

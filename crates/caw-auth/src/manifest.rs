@@ -180,6 +180,10 @@ pub struct Manifest {
     pub mount_point: String,
     /// Agents in manifest order.
     pub agents: Vec<(String, AgentEntry)>,
+    /// Containers get each login without its refresh token (`setup
+    /// --hold-refresh-token`); the host sync refreshes for them. Written
+    /// only when set (caw 0.1.x ignores it).
+    pub hold_refresh_token: bool,
 }
 
 impl Manifest {
@@ -223,6 +227,9 @@ impl Manifest {
                 .map(|(agent, dir)| (agent.clone(), dir.to_string_lossy().into_owned().into()))
                 .collect();
             root.insert("config_dirs".into(), Value::Object(dirs));
+        }
+        if self.hold_refresh_token {
+            root.insert("hold_refresh_token".into(), true.into());
         }
         root.insert("container_home".into(), self.container_home.clone().into());
         root.insert("mount_point".into(), self.mount_point.clone().into());
@@ -300,7 +307,16 @@ impl Manifest {
 
         let config_dirs = parse_config_dirs(root, &bad)?;
         let agents = parse_agents(root, &bad)?;
+        let hold_refresh_token = match root.get("hold_refresh_token") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("hold_refresh_token", "must be true or false")),
+        };
+        if hold_refresh_token && mode != AuthMode::Live {
+            return Err(bad("hold_refresh_token", "needs mode `live`"));
+        }
         Ok(Manifest {
+            hold_refresh_token,
             mode,
             created_at,
             host_home: PathBuf::from(host_home),
@@ -313,6 +329,23 @@ impl Manifest {
 }
 
 type Bad<'a> = dyn Fn(&str, &str) -> Error + 'a;
+
+/// An error unless `auth_dir` was set up with `--hold-refresh-token` (for
+/// front ends asked to run containers that way).
+pub fn require_held_refresh_tokens(auth_dir: &Path) -> Result<()> {
+    if Manifest::load(auth_dir)?.hold_refresh_token {
+        return Ok(());
+    }
+    Err(Error::InvalidOption {
+        option: crate::OptionName::HoldRefreshToken,
+        value: String::new(),
+        reason: format!(
+            "`{}` gives containers the refresh tokens; set it up again with \
+             `caw auth setup --hold-refresh-token`",
+            auth_dir.display()
+        ),
+    })
+}
 
 /// `config_dirs`: where an agent that can move its files keeps them.
 fn parse_config_dirs(

@@ -44,6 +44,9 @@ pub struct SetupOptions {
     /// A static Linux `caw` to bundle as `bin/caw`; `None` means
     /// `$CAW_STATIC_BINARY`, else the running executable when it is static.
     pub bundle_binary: Option<PathBuf>,
+    /// Containers get each login with its refresh token replaced by a
+    /// marker; only the host (its sync) refreshes. Live mode only.
+    pub hold_refresh_token: bool,
 }
 
 /// What `setup` did.
@@ -171,6 +174,9 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         staged.extend(files);
         entries.push((agent.name.to_string(), entry));
     }
+    if opts.hold_refresh_token {
+        hold_refresh_tokens(&mut staged, target.mode)?;
+    }
     let manifest = Manifest {
         mode: target.mode,
         created_at: jiff::Timestamp::now().to_string(),
@@ -182,6 +188,7 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         container_home: target.container_home,
         mount_point: target.mount_point,
         agents: entries,
+        hold_refresh_token: opts.hold_refresh_token,
     };
     let binary = bundle_source(opts);
     write_auth_dir(&target.auth_dir, &manifest, &staged, binary.as_ref())?;
@@ -192,6 +199,28 @@ pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
         skipped,
         bundled_binary: binary.is_some(),
     })
+}
+
+/// What reaches the auth dir (the snapshot, which containers can read, and
+/// `live/`) of each credential: its refresh tokens replaced by a marker.
+fn hold_refresh_tokens(staged: &mut [Staged], mode: AuthMode) -> Result<()> {
+    if mode != AuthMode::Live {
+        return Err(Error::InvalidOption {
+            option: OptionName::HoldRefreshToken,
+            value: String::new(),
+            reason: format!(
+                "needs live mode, not `{}`: in bind mode containers get the host's own file",
+                mode.as_str()
+            ),
+        });
+    }
+    for file in staged.iter_mut().filter(|f| f.credential) {
+        let agent = agents::by_name(file.agent).expect("staged from the registry");
+        if let Some(held) = crate::credential::hold(agent, &file.bytes) {
+            file.bytes = held;
+        }
+    }
+    Ok(())
 }
 
 /// The selected agents whose required files are in `home`, and the others

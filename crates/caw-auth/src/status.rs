@@ -70,6 +70,9 @@ pub struct AuthFileStatus {
     /// Live mode, credentials: which of the host file and its live copy
     /// holds the newest login.
     pub newest: Option<Newest>,
+    /// Live mode, credentials, while the host sync refreshes: what its
+    /// refresher did and will do for this login.
+    pub refresh: Option<host_sync::LoginRefresh>,
 }
 
 /// Which side of a credential holds the newest login (live mode).
@@ -169,6 +172,15 @@ pub fn status_report(
         rows.push(row);
     }
     let sync = (manifest.mode == AuthMode::Live).then(|| host_sync::status(&auth_dir));
+    if let Some(SyncStatus::Running(Some(host_sync::SyncState {
+        refresh: Some(records),
+        ..
+    }))) = &sync
+    {
+        for row in rows.iter_mut().filter(|r| r.strategy == Strategy::Bind) {
+            row.refresh = records.get(&row.agent).cloned();
+        }
+    }
     Ok(StatusReport {
         auth_dir,
         mode: manifest.mode,
@@ -253,6 +265,7 @@ fn row(agent: &str, file: &ManifestFile, path: PathBuf, now: Timestamp) -> AuthF
         modified,
         expires_at,
         newest: None,
+        refresh: None,
     }
 }
 

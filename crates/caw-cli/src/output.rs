@@ -48,6 +48,7 @@ impl Spelling for Cli {
                 OptionName::Force => "--force",
                 OptionName::Format => "--format",
                 OptionName::Home => "HOME",
+                OptionName::HoldRefreshToken => "--hold-refresh-token",
                 _ => return None,
             }
             .to_string(),

@@ -1488,6 +1488,16 @@ fn a_logged_out_file_never_replaces_a_login(guard: Guard, mode: Mode) {
         "{}",
         lines[0]
     );
+    if guard == Guard::Rust {
+        // Once quiet, the container's logged-out copy heals from the shared
+        // login (a lost refresh race must not leave it logged out).
+        s.wait_for(
+            "the logged-out home copy healed from live/",
+            s.repair_budget(),
+            || std::fs::read(s.home_file(CLAUDE)).is_ok_and(|b| b == good),
+        );
+        assert_holds!(&s.host_file(CLAUDE), good, "the heal wrote the host");
+    }
 
     // Logging in again, in the container, reaches everyone.
     let v = claude("login-again", 60);

@@ -24,8 +24,7 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::user::User;
 use crate::Result;
 
-/// The directory below the mount point that holds the live credentials.
-pub const LIVE_DIR: &str = "live";
+pub use caw_auth::auth_dir::LIVE_DIR;
 
 /// How the guard's lines read.
 pub(crate) const VOICE: Voice = Voice {
@@ -99,7 +98,7 @@ pub(crate) fn pairs(
             file.mode.bits(),
         )
         .create_root();
-        pairs.push(Pair::new(agent, shared, End::Dir(own), VOICE));
+        pairs.push(Pair::new(agent, shared, End::Dir(own), VOICE).healing_b());
     }
     Ok(pairs)
 }

@@ -57,6 +57,7 @@ impl Spelling for PySpelling {
                 OptionName::Trust => "trust",
                 OptionName::Force => "force",
                 OptionName::Home => "$HOME",
+                OptionName::HoldRefreshToken => "hold_refresh_token",
                 // `get_docker_flags` has one form; other options are the CLI's.
                 _ => return None,
             }

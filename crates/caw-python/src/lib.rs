@@ -34,7 +34,7 @@ mod _caw {
     // One argument per Python keyword: the signature is the API.
     #[allow(clippy::too_many_arguments)]
     #[pyfunction]
-    #[pyo3(signature = (*, agents, source_home=None, auth_dir=None, container_home=None, mount_point=None, mode=None, trust=Vec::new()))]
+    #[pyo3(signature = (*, agents, source_home=None, auth_dir=None, container_home=None, mount_point=None, mode=None, trust=Vec::new(), hold_refresh_token=false))]
     fn setup(
         py: Python<'_>,
         agents: Vec<String>,
@@ -44,6 +44,7 @@ mod _caw {
         mount_point: Option<String>,
         mode: Option<String>,
         trust: Vec<String>,
+        hold_refresh_token: bool,
     ) -> PyResult<PathBuf> {
         let mode = match mode {
             None => None,
@@ -65,6 +66,7 @@ mod _caw {
             mode,
             trust,
             embedded_binary: caw_bundle::binary(),
+            hold_refresh_token,
             ..caw_auth::SetupOptions::default()
         };
         let report = py
@@ -73,7 +75,8 @@ mod _caw {
         Ok(report.auth_dir)
     }
 
-    /// One `(agent, file, type, strategy, exists, token_expiry)` tuple per managed file.
+    /// One tuple per managed file: the six documented fields, then the
+    /// source, modified, expiry, newest side and the refresher's record.
     #[pyfunction]
     #[pyo3(signature = (*, agents, auth_dir=None))]
     fn get_status(
@@ -84,27 +87,72 @@ mod _caw {
         let rows = py
             .detach(|| caw_auth::get_status(&agents, auth_dir.as_deref()))
             .map_err(|e| to_py_err(py, e, &OTHER))?;
+        let ms = |t: Option<jiff::Timestamp>| t.map(|t| t.as_millisecond());
         Ok(rows
             .into_iter()
             .map(|r| {
+                let refresh = r.refresh.clone().unwrap_or_default();
                 (
-                    r.agent,
-                    r.file,
-                    r.file_type.to_string(),
-                    r.strategy.to_string(),
-                    r.exists,
-                    r.token_expiry,
+                    (
+                        r.agent,
+                        r.file,
+                        r.file_type.to_string(),
+                        r.strategy.to_string(),
+                        r.exists,
+                        r.token_expiry,
+                    ),
+                    (
+                        r.source.to_string(),
+                        ms(r.modified),
+                        ms(r.expires_at),
+                        r.newest.map(|n| n.to_string()),
+                        ms(refresh.next_at),
+                        ms(refresh.last_at),
+                        refresh.last,
+                        refresh.held,
+                    ),
                 )
             })
             .collect())
     }
 
-    /// The `docker run` `-v` flags for an auth dir, on one line.
+    /// The `docker run` `-v` flags for an auth dir, on one line; starts the
+    /// host sync (a background process) with `sync_command` when none runs.
     #[pyfunction]
-    #[pyo3(signature = (*, auth_dir=None))]
-    fn get_docker_flags(py: Python<'_>, auth_dir: Option<PathBuf>) -> PyResult<String> {
-        py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref()))
+    #[pyo3(signature = (*, auth_dir=None, sync_command=Vec::new()))]
+    fn get_docker_flags(
+        py: Python<'_>,
+        auth_dir: Option<PathBuf>,
+        sync_command: Vec<std::ffi::OsString>,
+    ) -> PyResult<String> {
+        let command = (!sync_command.is_empty()).then_some(sync_command.as_slice());
+        py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref(), command))
             .map_err(|e| to_py_err(py, e, &OTHER))
+    }
+
+    /// The host sync in the foreground (`python -m caw auth sync`), until a
+    /// stop signal, the auth dir's removal, or `idle_exit` seconds without a
+    /// container (0: never). Returns why it ended.
+    #[pyfunction]
+    #[pyo3(signature = (*, auth_dir=None, idle_exit=600, refresh=true))]
+    fn host_sync(
+        py: Python<'_>,
+        auth_dir: Option<PathBuf>,
+        idle_exit: u64,
+        refresh: bool,
+    ) -> PyResult<String> {
+        let auth_dir = caw_auth::auth_dir::resolve(auth_dir.as_deref())
+            .map_err(|e| to_py_err(py, e, &OTHER))?;
+        let opts = caw_sync::host::HostSyncOptions {
+            auth_dir,
+            idle_exit: (idle_exit > 0).then(|| std::time::Duration::from_secs(idle_exit)),
+            check_every: std::time::Duration::from_secs(30),
+            refresh: refresh.then(caw_sync::host::RefreshOptions::default),
+        };
+        let exit = py
+            .detach(|| caw_sync::host::run(&opts))
+            .map_err(|e| to_py_err(py, e, &OTHER))?;
+        Ok(format!("{exit:?}"))
     }
 
     /// Remove an auth dir; returns `("removed" | "missing", path)`.
@@ -132,5 +180,18 @@ mod _caw {
     }
 }
 
-/// A status row as Python receives it; `caw.auth` turns it into `AuthFileStatus`.
-type StatusRow = (String, String, String, String, bool, Option<String>);
+/// A status row as Python receives it (two tuples, flattened by `caw.auth`
+/// into `AuthFileStatus`): the documented six fields, then the rest.
+type StatusRow = (
+    (String, String, String, String, bool, Option<String>),
+    (
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        bool,
+    ),
+);

@@ -142,6 +142,11 @@ pub struct Context<'a> {
     /// login, or a container misbehaving. A logged-out B is then repaired
     /// from a usable A instead of being left where it was written.
     pub b_shared: bool,
+    /// B is an agent's copy in a container: once quiet, a B with no usable
+    /// login is repaired from a usable A of the same account (a container
+    /// that lost a refresh race must not stay logged out while the shared
+    /// login is good). On the host a logout stays.
+    pub heal_b: bool,
 }
 
 /// Decide what to do with a pair.
@@ -150,6 +155,7 @@ pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
         last,
         b_quiet,
         b_shared,
+        heal_b,
     } = ctx;
     let copy = |from, why| Action::Copy { from, why };
     let ca = match a {
@@ -182,7 +188,8 @@ pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
         Side::B => (cb, ca),
     };
     if !src.usable && dst.usable {
-        if from == Side::B && b_shared {
+        let heal = heal_b && b_quiet && !src.identity.conflicts_with(&dst.identity);
+        if from == Side::B && (b_shared || heal) {
             return copy(Side::A, Why::Repair);
         }
         return Action::Hold(Hold::LoggedOut(from));
@@ -262,6 +269,7 @@ mod tests {
                 last,
                 b_quiet,
                 b_shared: false,
+                heal_b: false,
             },
         )
     }
@@ -383,6 +391,7 @@ mod tests {
                 last,
                 b_quiet: false,
                 b_shared: true,
+                heal_b: false,
             };
             decide(a, b, ctx)
         }
@@ -404,5 +413,32 @@ mod tests {
             shared(&out(b'a', 0), &out(b'b', 0), Some(&last)),
             copy(B, Changed)
         );
+    }
+
+    #[test]
+    fn a_logged_out_container_copy_heals_once_quiet() {
+        // The guard's home copy: a lost refresh race wrote a logged-out
+        // file after the fresh login had arrived.
+        fn guard(a: &Observed, b: &Observed, last: Option<&Digest>, quiet: bool) -> Action {
+            let ctx = Context {
+                last,
+                b_quiet: quiet,
+                b_shared: false,
+                heal_b: true,
+            };
+            decide(a, b, ctx)
+        }
+        let last = Digest::of(b"a");
+        #[rustfmt::skip]
+        let cases: &[(&str, Observed, Observed, bool, Action)] = &[
+            ("logged out, still busy", cred(b'a', 100), out(b'b', 0), false, H(Hold::LoggedOut(B))),
+            ("logged out, quiet", cred(b'a', 100), out(b'b', 0), true, copy(A, Repair)),
+            ("logged out, another account", of(b'a', 100, "x"), { let Observed::Valid(mut c) = of(b'b', 0, "y") else { unreachable!() }; c.usable = false; Observed::Valid(c) }, true, H(Hold::LoggedOut(B))),
+            ("live logged out too", out(b'a', 0), out(b'b', 0), true, copy(B, Changed)),
+            ("a logged-out live never spreads", out(b'b', 0), cred(b'a', 100), true, H(Hold::LoggedOut(A))),
+        ];
+        for (name, a, b, quiet, want) in cases {
+            assert_eq!(guard(a, b, Some(&last), *quiet), *want, "case: {name}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io;
 use std::ops::ControlFlow;
-use std::os::fd::{AsFd as _, BorrowedFd};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,9 @@ pub struct Engine {
     woken: BTreeSet<u32>,
     /// When a pair asked to be looked at again (a repair after quiet).
     wake: Vec<Option<Instant>>,
+    /// More descriptors to wait on (a timer, a worker's pipe), each with
+    /// the id the hook is woken with when it becomes readable.
+    sources: Vec<(OwnedFd, u32)>,
 }
 
 impl Engine {
@@ -81,6 +84,7 @@ impl Engine {
             dirty: BTreeSet::new(),
             settled: false,
             woken: BTreeSet::new(),
+            sources: Vec::new(),
         };
         for i in 0..engine.pairs.len() {
             engine.arm(i);
@@ -112,6 +116,12 @@ impl Engine {
         let wd = self.inotify.add_watch(path, mask | crate::side::MASK_ADD)?;
         self.extras.insert(wd, id);
         Ok(())
+    }
+
+    /// Also wait on `fd`: when it becomes readable the hook is woken with
+    /// `Wake::Extra(id)`, and must consume what made it readable.
+    pub fn add_source(&mut self, fd: OwnedFd, id: u32) {
+        self.sources.push((fd, id));
     }
 
     /// Look at every pair once (at start, and after the event queue overflowed).
@@ -179,7 +189,11 @@ impl Engine {
     }
 
     /// Block until an event, a stop, or `deadline`. Returns (events, stop).
-    fn wait(&self, stop: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<(bool, bool)> {
+    fn wait(
+        &mut self,
+        stop: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+    ) -> io::Result<(bool, bool)> {
         let timeout = match deadline {
             None => PollTimeout::NONE,
             Some(at) => {
@@ -189,17 +203,31 @@ impl Engine {
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN),
             PollFd::new(stop, PollFlags::POLLIN),
         ];
+        fds.extend(
+            self.sources
+                .iter()
+                .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+        );
         match nix::poll::poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(Errno::EINTR) => return Ok((false, false)),
             Err(e) => return Err(e.into()),
         }
         let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-        Ok((ready(&fds[0]), ready(&fds[1])))
+        let sources: Vec<u32> = fds[2..]
+            .iter()
+            .zip(&self.sources)
+            .filter(|(fd, _)| ready(fd))
+            .map(|(_, (_, id))| *id)
+            .collect();
+        let (events, stopping) = (ready(&fds[0]), ready(&fds[1]));
+        drop(fds);
+        self.woken.extend(sources);
+        Ok((events, stopping))
     }
 
     /// Fold the rest of a burst in before looking. Returns whether to stop.

@@ -27,8 +27,7 @@ use crate::{Engine, Pair, StopSignals, Voice, Wake};
 /// (see [`Pair::patient_restores`]).
 const RESTORE_LIVE_AFTER: Duration = Duration::from_millis(300);
 
-/// The directory in the auth dir that containers write.
-pub const LIVE_DIR: &str = "live";
+pub use caw_auth::auth_dir::LIVE_DIR;
 
 const VOICE: Voice = Voice {
     prefix: "[caw sync]",
@@ -44,6 +43,26 @@ pub struct HostSyncOptions {
     pub idle_exit: Option<Duration>,
     /// How often to check whether a container is attached.
     pub check_every: Duration,
+    /// Refresh each login ahead of its agents; `None`: never (`--no-refresh`).
+    pub refresh: Option<RefreshOptions>,
+}
+
+/// How the refresher behaves (see `caw_sync::refresh`).
+#[derive(Debug, Clone)]
+pub struct RefreshOptions {
+    /// The first wait after a failed attempt; it doubles up to 10 minutes.
+    pub backoff: Duration,
+    /// How long one request may take, answer included.
+    pub timeout: Duration,
+}
+
+impl Default for RefreshOptions {
+    fn default() -> Self {
+        RefreshOptions {
+            backoff: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Why the sync ended.
@@ -70,14 +89,20 @@ pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Err
             // Not flushed before the rename: its bytes are the host file's,
             // which a crash cannot lose with it (the next start reconciles).
             let copy = DirFile::new(&live, c.src, None, 0o600);
-            Pair::new(
+            let pair = Pair::new(
                 c.agent,
                 End::Host(HostFile::new(c.host)),
                 End::Dir(copy),
                 VOICE,
             )
             .patient_restores(RESTORE_LIVE_AFTER)
-            .shared_b()
+            .shared_b();
+            if manifest.hold_refresh_token {
+                // Containers only ever get the host's login, refresh tokens held back.
+                pair.deriving_b(caw_auth::credential::hold)
+            } else {
+                pair
+            }
         })
         .collect())
 }
@@ -158,14 +183,19 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
             pid: std::process::id(),
             started_at: jiff::Timestamp::now(),
             last_sync: None,
+            refresh: None,
         },
         current: identity(auth_dir),
         idle_since: Instant::now(),
         live,
         exit: None,
+        #[cfg(feature = "refresh")]
+        refresher: None,
     };
+    sync.start_refresher(&mut engine, manifest.hold_refresh_token);
     host_sync::write_state(auth_dir, &sync.state)?;
     engine.sync_all();
+    sync.after_wake(&engine);
     log::info!(
         "{} watching {} credential(s) for `{}` (pid {})",
         VOICE.prefix,
@@ -174,7 +204,9 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         sync.state.pid
     );
     engine.run(signals.as_fd(), Some(opts.check_every), |wake, engine| {
-        sync.on(wake, engine)
+        let flow = sync.on(wake, engine);
+        sync.after_wake(engine);
+        flow
     })?;
     let exit = sync
         .exit
@@ -228,9 +260,52 @@ struct HostSync<'a> {
     /// `live/`, held open to test the guards' locks on.
     live: Option<std::fs::File>,
     exit: Option<Exit>,
+    #[cfg(feature = "refresh")]
+    refresher: Option<crate::refresh::Refresher>,
 }
 
 impl HostSync<'_> {
+    /// Start refreshing logins, unless told not to.
+    fn start_refresher(&mut self, engine: &mut Engine, held: bool) {
+        let Some(opts) = self.opts.refresh.clone() else {
+            log::info!("{} not refreshing logins (--no-refresh)", VOICE.prefix);
+            return;
+        };
+        #[cfg(feature = "refresh")]
+        match crate::refresh::Refresher::new(opts, held, engine) {
+            Ok(r) => self.refresher = Some(r),
+            Err(e) => log::warn!(
+                "{} cannot refresh logins ({e}); the agents refresh them themselves",
+                VOICE.prefix
+            ),
+        }
+        #[cfg(not(feature = "refresh"))]
+        {
+            let _ = (opts, engine, held);
+            log::warn!(
+                "{} this build of caw has no refresher; the agents refresh their logins themselves",
+                VOICE.prefix
+            );
+        }
+    }
+
+    /// After any wake: let the refresher plan, and record what it says.
+    fn after_wake(&mut self, engine: &Engine) {
+        #[cfg(feature = "refresh")]
+        if let Some(r) = self.refresher.as_mut() {
+            r.poll(engine);
+            let records = Some(r.records(engine));
+            if records != self.state.refresh {
+                self.state.refresh = records;
+                if let Err(e) = host_sync::write_state(&self.opts.auth_dir, &self.state) {
+                    log::warn!("{} cannot record its state: {e}", VOICE.prefix);
+                }
+            }
+        }
+        #[cfg(not(feature = "refresh"))]
+        let _ = engine;
+    }
+
     fn on(&mut self, wake: Wake, engine: &mut Engine) -> ControlFlow<()> {
         let auth_dir = &self.opts.auth_dir;
         let exit = match wake {
@@ -247,6 +322,8 @@ impl HostSync<'_> {
                 None
             }
             Wake::Extra(ENTRY_REMOVED) if manifest_gone(auth_dir) => Some(Exit::AuthDirGone),
+            // The refresher's timer or a finished refresh: `after_wake` plans.
+            Wake::Extra(crate::REFRESH_TIMER | crate::REFRESH_DONE) => None,
             Wake::Extra(_) => self.reload_if_replaced(engine),
             Wake::Tick if self.live.as_ref().is_some_and(attached) => {
                 self.idle_since = Instant::now();

@@ -25,6 +25,8 @@ pub mod decide;
 mod engine;
 pub mod host;
 mod pair;
+#[cfg(feature = "refresh")]
+pub mod refresh;
 pub mod side;
 mod signals;
 
@@ -32,3 +34,9 @@ pub use decide::decide;
 pub use engine::{Engine, Wake, MAX_DELAY, QUIET};
 pub use pair::{observe, Outcome, Pair, Voice, REPAIR_AFTER};
 pub use signals::StopSignals;
+
+/// The host sync's hook ids for the refresher's timer and its finished
+/// refreshes (see `refresh`).
+pub const REFRESH_TIMER: u32 = 100;
+/// See [`REFRESH_TIMER`].
+pub const REFRESH_DONE: u32 = 101;

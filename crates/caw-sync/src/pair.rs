@@ -70,7 +70,15 @@ pub struct Pair {
     restore_after: Duration,
     /// Whether B is written by caw only (see [`Context::b_shared`]).
     b_shared: bool,
+    /// Whether a logged-out B heals from A once quiet (see [`Context::heal_b`]).
+    heal_b: bool,
+    /// B is never a side of its own but this function of A (a copy with
+    /// the refresh tokens held back): nothing of B ever reaches A.
+    derive_b: Option<Derive>,
 }
+
+/// How B is made from A's bytes (`None`: A is not a credential object).
+pub type Derive = fn(&Agent, &[u8]) -> Option<Vec<u8>>;
 
 impl Pair {
     /// `agent`'s credential at `a` (nearer the host's truth) and `b` (restored when missing).
@@ -86,7 +94,23 @@ impl Pair {
             last_event: Instant::now(),
             restore_after: Duration::ZERO,
             b_shared: false,
+            heal_b: false,
+            derive_b: None,
         }
+    }
+
+    /// B is `derive(A)` and nothing else: whatever is written to B is put
+    /// back, and B never reaches A (`--hold-refresh-token`'s live copies).
+    pub fn deriving_b(mut self, derive: Derive) -> Self {
+        self.derive_b = Some(derive);
+        self
+    }
+
+    /// B is an agent's copy in a container: a logged-out B is repaired from
+    /// a usable A of the same account once quiet (see [`Context::heal_b`]).
+    pub fn healing_b(mut self) -> Self {
+        self.heal_b = true;
+        self
     }
 
     /// B is a copy no agent writes (the live directory, for the host sync):
@@ -126,6 +150,9 @@ impl Pair {
     /// Look at the pair once and act. Returns what happened and, when B is
     /// waiting to be repaired, when to look again.
     pub fn step(&mut self, at: Instant) -> (Outcome, Option<Instant>) {
+        if let Some(derive) = self.derive_b {
+            return (self.step_derived(derive), None);
+        }
         for _ in 0..MAX_ROUNDS {
             let (la, lb) = match (self.a.look(), self.b.look()) {
                 (Ok(a), Ok(b)) => (a, b),
@@ -138,6 +165,7 @@ impl Pair {
                 last: self.last.as_ref(),
                 b_quiet: quiet,
                 b_shared: self.b_shared,
+                heal_b: self.heal_b,
             };
             match decide(&oa, &ob, ctx) {
                 Action::InSync => {
@@ -147,11 +175,12 @@ impl Pair {
                 }
                 Action::Hold(hold) => {
                     self.report(hold);
-                    let wake = matches!(
-                        hold,
-                        Hold::Waiting(Side::B, Waiting::Incomplete | Waiting::Unusable)
-                    )
-                    .then(|| self.last_event + REPAIR_AFTER);
+                    let repairable = match hold {
+                        Hold::Waiting(Side::B, Waiting::Incomplete | Waiting::Unusable) => true,
+                        Hold::LoggedOut(Side::B) => self.heal_b && !quiet,
+                        _ => false,
+                    };
+                    let wake = repairable.then(|| self.last_event + REPAIR_AFTER);
                     return (Outcome::Held(hold), wake);
                 }
                 Action::Copy {
@@ -198,6 +227,49 @@ impl Pair {
         (Outcome::Failed, None)
     }
 
+    /// One look at a pair whose B is a function of A: B is made to hold
+    /// `derive(A)` whenever A holds a complete credential.
+    fn step_derived(&mut self, derive: Derive) -> Outcome {
+        for _ in 0..MAX_ROUNDS {
+            let (la, lb) = match (self.a.look(), self.b.look()) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => return self.failed(&e),
+            };
+            let wanted = match (&la, la.classify(self.agent, Timestamp::now())) {
+                (Look::File(bytes), Observed::Valid(_)) => derive(self.agent, bytes),
+                _ => None,
+            };
+            let Some(wanted) = wanted else {
+                let hold = Hold::Waiting(Side::A, Waiting::Incomplete);
+                self.report(hold);
+                return Outcome::Held(hold);
+            };
+            if matches!(&lb, Look::File(b) if *b == wanted) {
+                self.last = Some(Digest::of(&wanted));
+                self.settle();
+                return Outcome::InSync;
+            }
+            let why = match lb {
+                Look::Missing => Why::Restore,
+                Look::Symlink => Why::ReplaceSymlink,
+                _ if self.last.is_some() => Why::Repair,
+                _ => Why::Changed,
+            };
+            match self.b.replace(&wanted, lb.fingerprint()) {
+                Ok(Commit::Done) => {
+                    let existed = self.last.is_some();
+                    self.last = Some(Digest::of(&wanted));
+                    self.settle();
+                    self.say_copied(Side::A, why, existed);
+                    return Outcome::Copied { from: Side::A, why };
+                }
+                Ok(Commit::Changed) => continue,
+                Err(e) => return self.failed(&e),
+            }
+        }
+        Outcome::Failed
+    }
+
     fn settle(&mut self) {
         self.reported = None;
         self.failing = false;
@@ -219,7 +291,7 @@ impl Pair {
             }
             Why::Restore => String::new(),
             Why::ReplaceSymlink => " (replaced a symlink)".into(),
-            Why::Repair => " (repaired: it stayed incomplete or unreadable)".into(),
+            Why::Repair => " (repaired: it stayed incomplete, unreadable or logged out)".into(),
             Why::KeepNewest => " (it had been replaced by an older login)".into(),
             Why::Changed | Why::Newer => String::new(),
         };

@@ -29,8 +29,9 @@ use nix::sys::inotify::AddWatchFlags as W;
 use crate::decide::Observed;
 use caw_auth::fs_at::{self as fsx, Kind, TempAt};
 
-/// What is at one side right now, before it is judged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What is at one side right now, before it is judged. Holds credential
+/// bytes: its `Debug` shows their length and digest only.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Look {
     /// Nothing.
     Missing,
@@ -40,6 +41,17 @@ pub enum Look {
     Unusable,
     /// A plain file's bytes (at most one more than the credential cap).
     File(Vec<u8>),
+}
+
+impl std::fmt::Debug for Look {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Look::Missing => f.write_str("Missing"),
+            Look::Symlink => f.write_str("Symlink"),
+            Look::Unusable => f.write_str("Unusable"),
+            Look::File(b) => write!(f, "File({} bytes, {:?})", b.len(), Digest::of(b)),
+        }
+    }
 }
 
 impl Look {
@@ -934,5 +946,18 @@ mod tests {
         assert_eq!(m.look().unwrap(), Look::File(br#"{"a":"new"}"#.to_vec()));
         assert_eq!(m.links(), 0);
         assert!(MountedFile::open(dir.path()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Look;
+
+    #[test]
+    fn a_look_s_debug_shows_no_credential_bytes() {
+        let look = Look::File(br#"{"refreshToken":"sk-ant-ort01-SECRET"}"#.to_vec());
+        let text = format!("{look:?}");
+        assert!(!text.contains("SECRET") && !text.contains("refreshToken"), "{text}");
+        assert!(text.starts_with("File(38 bytes, Digest("), "{text}");
     }
 }

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
 
@@ -79,6 +81,20 @@ class AuthFileStatus:
             credential, the staged file for a config.
         token_expiry: ``"valid (3h 5m remaining)"`` or ``"EXPIRED (2d 4h ago)"``,
             read from the host file; None for configs or when the expiry is unknown.
+        source: Where the authoritative copy is, as ``caw auth status``
+            shows it (``"host /home/me/.claude/.credentials.json"``).
+        modified: Its modification time (timezone-aware), if it exists.
+        expires_at: When the token expires (timezone-aware), if known.
+        newest: Live mode, credentials: which of the host file and the
+            live copy holds the newest login (``"same"``, ``"host"``,
+            ``"live"``, ``"unknown"``).
+        next_refresh: While the host sync refreshes this login: when it will
+            next (timezone-aware); None when none is planned.
+        last_refresh: When it last tried (timezone-aware).
+        last_refresh_result: ``"ok"``, or why not (``"refresh refused
+            (invalid_grant): log in again on the host"``).
+        refresh_token_held: Whether containers get this login without its
+            refresh token (``setup(hold_refresh_token=True)``).
     """
 
     agent: str
@@ -87,6 +103,19 @@ class AuthFileStatus:
     strategy: str
     exists: bool
     token_expiry: Optional[str]
+    source: Optional[str] = None
+    modified: Optional[datetime] = None
+    expires_at: Optional[datetime] = None
+    newest: Optional[str] = None
+    next_refresh: Optional[datetime] = None
+    last_refresh: Optional[datetime] = None
+    last_refresh_result: Optional[str] = None
+    refresh_token_held: bool = False
+
+
+def _when(ms: Optional[int]) -> Optional[datetime]:
+    """Milliseconds since the epoch as an aware UTC datetime."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
 def setup(
@@ -98,6 +127,7 @@ def setup(
     mount_point: Optional[str] = None,
     mode: Optional[str] = None,
     trust: Optional[Sequence[str]] = None,
+    hold_refresh_token: bool = False,
 ) -> Path:
     """Snapshot credentials and cleaned configs into an auth directory.
 
@@ -131,6 +161,11 @@ def setup(
             ``["/workspace"]``) to mark trusted for Claude and Codex, so
             neither asks whether to trust the folder there. The container
             home is always trusted.
+        hold_refresh_token: Keep refresh tokens on the host: containers get
+            each login with a marker in place of its refresh token, and only
+            the host sync refreshes (live mode only). A compromised container
+            then leaks only an access token that expires within hours; with
+            the host sync stopped, containers lose the login at its next expiry.
 
     Returns:
         Path to the auth directory.
@@ -149,6 +184,10 @@ def setup(
     if mode is not None and not isinstance(mode, str):
         raise TypeError(f"mode must be a str, not {type(mode).__name__}")
     trusted = _strings("trust", trust)
+    if not isinstance(hold_refresh_token, bool):
+        raise TypeError(
+            f"hold_refresh_token must be a bool, not {type(hold_refresh_token).__name__}"
+        )
     return _caw.setup(
         agents=_agent_names(agents),
         source_home=_path_or_none(source_home),
@@ -157,6 +196,7 @@ def setup(
         mount_point=mount_point,
         mode=mode,
         trust=trusted,
+        hold_refresh_token=hold_refresh_token,
     )
 
 
@@ -182,7 +222,29 @@ def get_status(
         UnknownAgentError: If an agent name is unknown (a ValueError).
     """
     rows = _caw.get_status(agents=_agent_names(agents), auth_dir=_path_or_none(auth_dir))
-    return [AuthFileStatus(*row) for row in rows]
+    return [
+        AuthFileStatus(
+            *documented,
+            source=source,
+            modified=_when(modified),
+            expires_at=_when(expires_at),
+            newest=newest,
+            next_refresh=_when(next_refresh),
+            last_refresh=_when(last_refresh),
+            last_refresh_result=last_result,
+            refresh_token_held=held,
+        )
+        for documented, (
+            source,
+            modified,
+            expires_at,
+            newest,
+            next_refresh,
+            last_refresh,
+            last_result,
+            held,
+        ) in rows
+    ]
 
 
 def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
@@ -213,7 +275,12 @@ def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
         InvalidManifestError: If the manifest names a file that is not the
             credential caw knows for that agent (a ValueError).
     """
-    return _caw.get_docker_flags(auth_dir=_path_or_none(auth_dir))
+    # The host sync runs as this interpreter with this package (`python -m
+    # caw auth sync`), so it has the refresher: the auth dir's bin/caw is
+    # the container build, which has none.
+    return _caw.get_docker_flags(
+        auth_dir=_path_or_none(auth_dir), sync_command=[sys.executable, "-m", "caw"]
+    )
 
 
 def teardown(auth_dir: Optional[StrPath] = None, force: bool = False) -> None:

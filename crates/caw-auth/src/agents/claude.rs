@@ -68,6 +68,7 @@ pub(super) static CLAUDE: Agent = Agent {
         expiry: "expiresAt",
         tokens: &["accessToken", "refreshToken"],
     },
+    refresh_tokens: |c| super::string_at_mut(c, "/claudeAiOauth/refreshToken"),
 };
 
 /// `claudeAiOauth.expiresAt` (ms); a login needs both tokens and an expiry

@@ -25,6 +25,7 @@ pub(super) static CODEX: Agent = Agent {
     read_credential: read,
     clean_config: Some(clean),
     shell: ShellRules::NoSync("its expiry and account are in JWTs the shell cannot read"),
+    refresh_tokens: |c| super::string_at_mut(c, "/tokens/refresh_token"),
 };
 
 /// Drop every trusted host project (both the `projects` and the legacy

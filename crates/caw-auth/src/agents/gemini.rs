@@ -32,4 +32,5 @@ pub(super) static GEMINI: Agent = Agent {
     clean_config: None,
     // The account is in the id_token, a JWT the shell cannot decode.
     shell: ShellRules::NoSync("its account is in a JWT the shell cannot read"),
+    refresh_tokens: |c| super::string_at_mut(c, "/refresh_token"),
 };

@@ -126,6 +126,9 @@ pub struct Agent {
     pub clean_config: Option<CleanFn>,
     /// What the shell fallback guard can do with the credential.
     pub shell: ShellRules,
+    /// Every refresh token in a parsed credential, for
+    /// `--hold-refresh-token` to replace (see [`crate::credential::hold`]).
+    pub refresh_tokens: fn(&mut Value) -> Vec<&mut Value>,
 }
 
 /// An environment variable that moves an agent's files out of the home on
@@ -302,6 +305,14 @@ pub(crate) fn millis(value: Option<&Value>) -> Option<Timestamp> {
         return None;
     }
     Timestamp::from_millisecond(ms).ok()
+}
+
+/// The string at the JSON `pointer`, when present and not empty.
+pub(crate) fn string_at_mut<'a>(cred: &'a mut Value, pointer: &str) -> Vec<&'a mut Value> {
+    cred.pointer_mut(pointer)
+        .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+        .into_iter()
+        .collect()
 }
 
 /// A string field that is present and not empty.

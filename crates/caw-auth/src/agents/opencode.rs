@@ -29,6 +29,16 @@ pub(super) static OPENCODE: Agent = Agent {
     read_credential: read,
     clean_config: None,
     shell: ShellRules::NoSync("it holds one login per provider, which the shell cannot compare"),
+    // One OAuth login per provider, each with its refresh token.
+    refresh_tokens: |c| {
+        c.as_object_mut()
+            .into_iter()
+            .flat_map(|m| m.values_mut())
+            .filter(|e| e.get("type").and_then(Value::as_str) == Some("oauth"))
+            .filter_map(|e| e.get_mut("refresh"))
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            .collect()
+    },
 };
 
 /// One entry per provider. The expiry is the earliest among OAuth entries

@@ -19,4 +19,5 @@ pub(super) static QWEN: Agent = Agent {
     read_credential: oauth_creds::read,
     clean_config: None,
     shell: oauth_creds::SHELL,
+    refresh_tokens: |c| super::string_at_mut(c, "/refresh_token"),
 };

@@ -28,10 +28,17 @@ pub struct Args {
     /// Do not start the host sync (also `CAW_NO_SYNC=1`)
     #[arg(long)]
     no_sync: bool,
+    /// Refuse unless the auth dir keeps refresh tokens on the host
+    /// (`caw auth setup --hold-refresh-token`)
+    #[arg(long)]
+    hold_refresh_token: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mounts = caw_auth::docker_mounts(args.auth_dir.auth_dir.as_deref())?;
+    if args.hold_refresh_token {
+        caw_auth::manifest::require_held_refresh_tokens(&mounts.auth_dir)?;
+    }
     let format = match args.format {
         Format::V => FlagFormat::V,
         Format::Json => FlagFormat::Json,
@@ -51,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub(crate) fn start_sync(mounts: &caw_auth::DockerMounts) {
     let started = std::env::current_exe()
         .map_err(caw_auth::Error::Io)
-        .and_then(|exe| caw_auth::ensure_host_sync(mounts, &exe));
+        .and_then(|exe| caw_auth::ensure_host_sync(mounts, &[exe.into_os_string()]));
     match started {
         Ok(Some(caw_auth::host_sync::Started::Now(pid))) => {
             log::info!("started the host sync (pid {pid})")

@@ -179,6 +179,8 @@ pub struct RunLine {
     pub user: Option<String>,
     /// `--entrypoint` (`Some("")` resets the image's).
     pub entrypoint: Option<String>,
+    /// `--hold-refresh-token`: containers get no refresh token.
+    pub hold_refresh_token: bool,
     /// docker run options, verbatim and in order.
     pub docker: Vec<OsString>,
     /// `IMAGE`.
@@ -261,6 +263,7 @@ fn take_long(line: &mut RunLine, at: &mut Cursor<'_>, long: &str) -> Result<(), 
         "agents" => line.agents.push(utf8(&at.value(attached, "--agents")?)?),
         "user" => line.user = Some(utf8(&at.value(attached, "--user")?)?),
         "entrypoint" => line.entrypoint = Some(utf8(&at.value(attached, "--entrypoint")?)?),
+        "hold-refresh-token" if attached.is_none() => line.hold_refresh_token = true,
         _ if VALUE_OPTIONS.contains(&name) => {
             line.docker.push(at.current());
             if attached.is_none() {
@@ -544,9 +547,12 @@ fn ready_auth_dir(line: &RunLine) -> Result<PathBuf, Failure> {
             agents: line.agents.clone(),
             auth_dir: Some(auth_dir.clone()),
             embedded_binary: caw_bundle::binary(),
+            hold_refresh_token: line.hold_refresh_token,
             ..Default::default()
         })
         .map_err(anyhow::Error::from)?;
+    } else if line.hold_refresh_token {
+        caw_auth::manifest::require_held_refresh_tokens(&auth_dir).map_err(anyhow::Error::from)?;
     } else if !line.agents.is_empty() {
         log::info!(
             "`{}` is already set up; --agents applies only to a new auth dir \
@@ -629,7 +635,7 @@ fn inspect(image: &OsStr) -> Result<ImageConfig, Failure> {
 const HELP: &str = "\
 Run an image, unchanged, with the host's logins
 
-Usage: caw run [--auth-dir A] [--agents NAMES] [--user U] [DOCKER RUN OPTIONS…] IMAGE [CMD…]
+Usage: caw run [--auth-dir A] [--agents NAMES] [--user U] [--hold-refresh-token] [DOCKER RUN OPTIONS…] IMAGE [CMD…]
 
 Sets up the auth dir when it has none, then runs
   docker run OPTIONS… MOUNTS… --user 0 --entrypoint M/bin/caw IMAGE auth exec --user U -- COMMAND…
@@ -642,6 +648,9 @@ caw's options (before IMAGE, mixed with docker's):
   --agents NAMES    agents for a new auth dir: one comma-separated value, repeatable
   --user U, -u U    the agent user [default: the image's USER, when not root]
   --entrypoint E    the command's first word instead of the image's ENTRYPOINT
+  --hold-refresh-token
+                    containers get no refresh token; only the host sync refreshes
+                    (for a new auth dir; an existing one must have been set up so)
 
 Every other option before IMAGE goes to docker run unchanged (with its value
 when it takes one); write options caw does not know as --opt=value. `--`
@@ -782,6 +791,7 @@ mod tests {
         let line = |cmd: &[&str], ep: Option<&str>| RunLine {
             command: os(cmd),
             entrypoint: ep.map(str::to_string),
+            hold_refresh_token: false,
             ..Default::default()
         };
         assert_eq!(

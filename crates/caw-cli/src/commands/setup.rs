@@ -31,6 +31,11 @@ pub struct Args {
     /// (repeatable; the container home always is)
     #[arg(long, value_name = "DIR")]
     trust: Vec<String>,
+    /// Keep refresh tokens on the host: containers get each login with a
+    /// marker in place of its refresh token, and only the host sync
+    /// refreshes (live mode)
+    #[arg(long)]
+    hold_refresh_token: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         trust: args.trust,
         bundle_binary: None,
         embedded_binary: caw_bundle::binary(),
+        hold_refresh_token: args.hold_refresh_token,
     })?;
     if !report.bundled_binary {
         log::warn!(

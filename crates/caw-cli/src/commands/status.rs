@@ -37,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut text = table(&report, now);
         if let Some(sync) = &report.sync {
             text.push_str(&sync_line(sync, now));
+            text.push_str(&refresh_lines(&report, sync, now));
         }
         output::stdout(&text)?;
     }
@@ -56,6 +57,15 @@ fn row_json(r: &AuthFileStatus, sync: Option<&SyncStatus>) -> serde_json::Value 
         "last_modified": r.modified.map(|t| t.to_string()),
         "expires_at": r.expires_at.map(|t| t.to_string()),
     });
+    if let Some(refresh) = &r.refresh {
+        row["refresh"] = json!({
+            "next_at": refresh.next_at.map(|t| t.to_string()),
+            "last_at": refresh.last_at.map(|t| t.to_string()),
+            "last": refresh.last,
+            "ok": refresh.ok,
+            "refresh_token_held": refresh.held,
+        });
+    }
     if let (Some(newest), Some(sync)) = (r.newest, sync) {
         row["newest"] = newest.to_string().into();
         row["sync"] = match sync {
@@ -89,6 +99,41 @@ fn sync_line(sync: &SyncStatus, now: Timestamp) -> String {
              `caw auth sync`)\n"
             .to_string(),
     }
+}
+
+/// One line per login the running sync refreshes: when next, how the last
+/// one went; or that it does not refresh.
+fn refresh_lines(report: &StatusReport, sync: &SyncStatus, now: Timestamp) -> String {
+    let SyncStatus::Running(Some(state)) = sync else {
+        return String::new();
+    };
+    if state.refresh.is_none() {
+        return "refresh: off (the agents refresh their logins themselves)\n".into();
+    }
+    let span = |t: Timestamp| {
+        let secs = (t.as_second() - now.as_second()).unsigned_abs();
+        caw_auth::expiry::format_duration(secs)
+    };
+    let mut out = String::new();
+    for r in report.rows.iter() {
+        let Some(refresh) = &r.refresh else { continue };
+        let next = match refresh.next_at {
+            Some(t) if t > now => format!("next in {}", span(t)),
+            Some(_) => "next now".to_string(),
+            None => "no refresh planned".to_string(),
+        };
+        let last = match (&refresh.last, refresh.last_at) {
+            (Some(what), Some(at)) => format!("; last {} ago: {what}", span(at)),
+            _ => String::new(),
+        };
+        let held = if refresh.held {
+            " (refresh token held on the host)"
+        } else {
+            ""
+        };
+        out.push_str(&format!("refresh: {}: {next}{last}{held}\n", r.agent));
+    }
+    out
 }
 
 /// A plain aligned table; the agent is named on its first row only. In

@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use caw_sync::host::{Exit, HostSyncOptions};
+use caw_sync::host::{Exit, HostSyncOptions, RefreshOptions};
 
 use super::AuthDirArg;
 
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = AFTER_HELP)]
 pub struct Args {
     #[command(flatten)]
     auth_dir: AuthDirArg,
@@ -17,7 +18,27 @@ pub struct Args {
     /// How often to check whether a container is attached, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
     check_every: u64,
+    /// Do not refresh logins ahead of the agents (they refresh themselves)
+    #[arg(long, env = "CAW_NO_REFRESH", value_parser = clap::builder::FalseyValueParser::new())]
+    no_refresh: bool,
+    /// After a failed refresh, wait this long before the next try (doubling, up to 600)
+    #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
+    refresh_backoff: u64,
+    /// How long one refresh request may take
+    #[arg(long, value_name = "SECS", default_value_t = 60, hide = true)]
+    refresh_timeout: u64,
 }
+
+const AFTER_HELP: &str = "\
+Refreshes: the sync refreshes each login 5 minutes before its agent would, \
+with the agent's own request to the agent's own token endpoint, so that the \
+host and the containers never spend the same refresh token twice.
+
+For tests only: CAW_<AGENT>_TOKEN_URL (CAW_CLAUDE_TOKEN_URL, \
+CAW_CODEX_TOKEN_URL, CAW_GEMINI_TOKEN_URL, CAW_QWEN_TOKEN_URL, \
+CAW_OPENCODE_TOKEN_URL) points an agent's refreshes at another endpoint \
+(plain http only on a loopback address); SSL_CERT_FILE names the CA \
+certificates to trust.";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let auth_dir = caw_auth::auth_dir::resolve(args.auth_dir.auth_dir.as_deref())?;
@@ -25,6 +46,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         auth_dir,
         idle_exit: (args.idle_exit > 0).then(|| Duration::from_secs(args.idle_exit)),
         check_every: Duration::from_secs(args.check_every.max(1)),
+        refresh: (!args.no_refresh).then(|| RefreshOptions {
+            backoff: Duration::from_secs(args.refresh_backoff.max(1)),
+            timeout: Duration::from_secs(args.refresh_timeout.max(1)),
+        }),
     };
     if let Exit::AlreadyRunning(pid) = caw_sync::host::run(&opts)? {
         let pid = pid.map_or_else(String::new, |p| format!(" (pid {p})"));

@@ -2,6 +2,9 @@
 
 mod compat;
 mod docker_flags;
+#[path = "../support/oauth.rs"]
+mod oauth;
+mod refresh;
 mod robustness;
 mod setup;
 #[path = "../support/skip.rs"]

@@ -1,0 +1,36 @@
+"""``python -m caw auth sync``: the host sync that :func:`caw.auth.get_docker_flags`
+starts in the background (the same one as ``caw auth sync``).
+
+Only that command is here; the ``caw`` CLI has the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from caw import _caw
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m caw")
+    commands = parser.add_subparsers(dest="group", required=True)
+    auth = commands.add_parser("auth").add_subparsers(dest="command", required=True)
+    sync = auth.add_parser("sync", help="keep host credential files and the live copies equal")
+    sync.add_argument("--auth-dir", default=None)
+    sync.add_argument("--idle-exit", type=int, default=600, metavar="SECS")
+    sync.add_argument(
+        "--no-refresh",
+        action="store_true",
+        default=os.environ.get("CAW_NO_REFRESH", "") not in ("", "0", "false"),
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    _caw.host_sync(auth_dir=args.auth_dir, idle_exit=max(args.idle_exit, 0), refresh=not args.no_refresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
