@@ -957,7 +957,10 @@ mod debug_tests {
     fn a_look_s_debug_shows_no_credential_bytes() {
         let look = Look::File(br#"{"refreshToken":"sk-ant-ort01-SECRET"}"#.to_vec());
         let text = format!("{look:?}");
-        assert!(!text.contains("SECRET") && !text.contains("refreshToken"), "{text}");
+        assert!(
+            !text.contains("SECRET") && !text.contains("refreshToken"),
+            "{text}"
+        );
         assert!(text.starts_with("File(38 bytes, Digest("), "{text}");
     }
 }
