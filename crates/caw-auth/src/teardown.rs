@@ -386,6 +386,10 @@ mod tests {
             ("empty", "{}".into()),
             ("half written", r#"{"claudeAiOauth":{"#.into()),
             ("too far ahead", claude("far", 24 * 365 * 3)),
+            (
+                "held refresh token",
+                claude("held", 9).replace("r-held", crate::credential::HELD_REFRESH_TOKEN),
+            ),
         ] {
             let env = Env::new();
             let host = env.host(".claude/.credentials.json");
