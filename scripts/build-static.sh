@@ -26,7 +26,7 @@ esac
 env -u RUSTFLAGS -u CARGO_BUILD_TARGET -u RUSTC_WORKSPACE_WRAPPER \
     CAW_BUNDLE_NESTED=1 \
     CARGO_ENCODED_RUSTFLAGS="$(printf -- '-C\037target-feature=+crt-static')" \
-    cargo build -p caw-cli --bin caw --profile bundle --target "$target" \
+    cargo build -p caw-cli --bin caw --no-default-features --profile bundle --target "$target" \
     --target-dir "$dir" >&2
 
 bin=$dir/$target/bundle/caw

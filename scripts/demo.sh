@@ -64,7 +64,7 @@ echo "the container's login:"
 in_container cat /home/node/.claude/.credentials.json | expires
 
 say "3. Claude Code on the host refreshes its login (temp file + rename)"
-later=$(( ($(date +%s) + 8 * 3600) * 1000 ))
+later=$(( ($(date +%s) + 7 * 3600) * 1000 ))
 host="$work/home/.claude/.credentials.json"
 printf '{"claudeAiOauth":{"accessToken":"sk-ant-oat01-HOST-REFRESH","refreshToken":"sk-ant-ort01-HOST-REFRESH","expiresAt":%s,"scopes":["user:inference"],"subscriptionType":"pro"}}' "$later" > "$host.tmp.demo"
 mv "$host.tmp.demo" "$host"

@@ -8,18 +8,13 @@
 
 use std::fmt;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use sha2::Digest as _;
 
 use crate::agents::Agent;
 
 /// The largest credential caw reads; anything bigger is not one.
 pub const MAX_CREDENTIAL_BYTES: u64 = 1 << 20;
-
-/// How far ahead an expiry may be and still order credentials. A later one
-/// is implausible for an OAuth access token, and trusting it would let one
-/// poisoned write block every later refresh.
-pub const PLAUSIBLE_AHEAD: SignedDuration = SignedDuration::from_hours(365 * 24);
 
 /// A content fingerprint (SHA-256 of a file's bytes).
 ///
@@ -129,6 +124,9 @@ pub struct Credential {
     pub freshness: Freshness,
     /// Whose login it is, where the file tells.
     pub identity: Identity,
+    /// Its expiry is further ahead than the agent's tokens ever live
+    /// ([`Agent::max_lifetime`]): a planted login, never copied over one.
+    pub implausible: bool,
 }
 
 impl Credential {
@@ -145,16 +143,17 @@ impl Credential {
             return None;
         }
         let facts = (agent.read_credential)(&value);
-        let plausible =
-            |t: Option<Timestamp>| t.filter(|t| t.duration_since(now) <= PLAUSIBLE_AHEAD);
+        let beyond = |t: &Timestamp| t.duration_since(now) > agent.max_lifetime;
+        let implausible = facts.expires_at.as_ref().is_some_and(beyond);
         Some(Credential {
             digest: Digest::of(bytes),
             usable: facts.has_token,
             freshness: Freshness {
-                expires_at: plausible(facts.expires_at),
-                tiebreak: plausible(facts.tiebreak),
+                expires_at: facts.expires_at.filter(|t| !beyond(t)),
+                tiebreak: facts.tiebreak.filter(|t| !beyond(t)),
             },
             identity: facts.identity,
+            implausible,
         })
     }
 }
@@ -274,29 +273,42 @@ mod tests {
     }
 
     #[test]
-    fn an_expiry_more_than_a_year_ahead_orders_nothing() {
-        let agent = crate::agents::by_name("qwen").unwrap();
+    fn an_expiry_beyond_the_agent_s_token_lifetime_is_implausible() {
+        let qwen = crate::agents::by_name("qwen").unwrap();
+        let claude = crate::agents::by_name("claude").unwrap();
         let now = ts(1_700_000_000);
-        let cred = |secs: i64| {
+        let hour = 3600;
+        let qwen_cred = |secs: i64| {
             let text = format!(
                 r#"{{"access_token":"a","refresh_token":"r","expiry_date":{}}}"#,
                 secs * 1000
             );
-            Credential::parse(agent, text.as_bytes(), now).unwrap()
+            Credential::parse(qwen, text.as_bytes(), now).unwrap()
         };
-        let day = 86_400;
-        assert_eq!(
-            cred(1_700_000_000 + 364 * day).freshness.expires_at,
-            Some(ts(1_700_000_000 + 364 * day))
-        );
-        assert_eq!(cred(1_700_000_000 + 366 * day).freshness.expires_at, None);
+        let ok = qwen_cred(1_700_000_000 + 6 * hour);
+        assert!(!ok.implausible);
+        assert_eq!(ok.freshness.expires_at, Some(ts(1_700_000_000 + 6 * hour)));
+        let planted = qwen_cred(1_700_000_000 + 300 * 24 * hour);
+        assert!(planted.implausible && planted.freshness.expires_at.is_none());
+        // Claude's 8-hour tokens: 10 hours ahead is already a plant.
+        let claude_cred = |secs: i64| {
+            let text = format!(
+                r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{}}}}}"#,
+                secs * 1000
+            );
+            Credential::parse(claude, text.as_bytes(), now).unwrap()
+        };
+        assert!(!claude_cred(1_700_000_000 + 8 * hour).implausible);
+        assert!(claude_cred(1_700_000_000 + 10 * hour).implausible);
+        assert!(claude_cred(9_999_999_999).implausible);
+        // Shown to people as written.
         let poisoned = format!(
             r#"{{"access_token":"a","refresh_token":"r","expiry_date":{}}}"#,
-            (1_700_000_000 + 9999 * day) * 1000
+            (1_700_000_000 + 9999 * 24 * hour) * 1000
         );
         assert_eq!(
-            stated_expiry(agent, poisoned.as_bytes()),
-            Some(ts(1_700_000_000 + 9999 * day))
+            stated_expiry(qwen, poisoned.as_bytes()),
+            Some(ts(1_700_000_000 + 9999 * 24 * hour))
         );
     }
 

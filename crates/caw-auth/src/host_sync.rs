@@ -24,8 +24,9 @@ pub const STATE_FILE: &str = "sync.json";
 pub const LOG_FILE: &str = "sync.log";
 /// `CAW_NO_SYNC=1`: `docker-flags` does not start a sync.
 pub const NO_SYNC_ENV: &str = "CAW_NO_SYNC";
-/// A log larger than this is emptied when a sync starts.
-const LOG_LIMIT: u64 = 1 << 20;
+/// A log larger than this is emptied when a sync starts, and by the
+/// running sync ([`cap_log`]).
+pub const LOG_LIMIT: u64 = 1 << 20;
 /// How long a starting sync may take to take its lock.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -186,6 +187,23 @@ fn is_sync_of(pid: u32, auth_dir: &Path) -> bool {
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
     let dir = auth_dir.as_os_str().as_encoded_bytes();
     args.windows(2).any(|w| w == [&b"auth"[..], &b"sync"[..]]) && args.contains(&dir)
+}
+
+/// When the sync's log (its stderr, when that is a regular file: the
+/// `sync.log` that `ensure_running` opens) has grown past `limit`, empty
+/// it: every container write logs a line, and a busy or misbehaving
+/// container must not fill the disk. Returns whether it did.
+pub fn cap_log(limit: u64) -> bool {
+    use std::os::fd::AsFd as _;
+    let stderr = std::io::stderr();
+    let Ok(dup) = stderr.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let file = File::from(dup);
+    match file.metadata() {
+        Ok(m) if m.is_file() && m.len() > limit => file.set_len(0).is_ok(),
+        _ => false,
+    }
 }
 
 /// How a sync came to run.

@@ -33,7 +33,7 @@ pub mod fs;
 pub mod fs_at;
 pub mod hint;
 pub mod host_sync;
-mod live;
+pub mod live;
 pub mod manifest;
 pub mod paths;
 mod setup;

@@ -126,7 +126,8 @@ pub(crate) fn live_is_fresher(agent: &str, live: &[u8], host: &[u8], now: Timest
     if crate::credential::is_held(host) || crate::credential::is_held(live) {
         return false;
     }
-    let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable) else {
+    let Some(live) = Credential::parse(agent, live, now).filter(|c| c.usable && !c.implausible)
+    else {
         return false;
     };
     match Credential::parse(agent, host, now) {
@@ -154,6 +155,63 @@ fn agent_dir_at(live: &OwnedFd, name: &OsStr) -> std::io::Result<OwnedFd> {
     };
     File::from(fd.try_clone()?).set_permissions(std::fs::Permissions::from_mode(0o700))?;
     Ok(fd)
+}
+
+/// Remove from `live/` (the directory itself, and each agent directory in
+/// it) whatever no caw writer creates there and the host must not keep:
+/// device nodes, FIFOs, sockets, symlinks, and files with a setuid,
+/// setgid or sticky bit or any execute bit. Root in a container can make
+/// all of these; in the host's `A/live` a 0666 device node or a setuid
+/// binary would outlive the container. Regular 0600-style files (the
+/// credentials, a guard's temp files) and directories stay. Walks without
+/// following links; returns what it removed, as `agent/name`.
+pub fn sweep(live: &Path) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(top) = fs_at::open_dir(live) else {
+        return removed;
+    };
+    sweep_dir(top.as_fd(), "", 1, &mut removed);
+    removed
+}
+
+fn sweep_dir(
+    dir: std::os::fd::BorrowedFd<'_>,
+    prefix: &str,
+    depth: u32,
+    removed: &mut Vec<String>,
+) {
+    use nix::sys::stat::{fstatat, SFlag};
+    // Listed through the open descriptor: no name is resolved again.
+    let Ok(entries) = std::fs::read_dir(fs_at::fd_path(dir)) else {
+        return;
+    };
+    let names: Vec<std::ffi::OsString> = entries.flatten().map(|e| e.file_name()).collect();
+    for name in names {
+        let Ok(st) = fstatat(
+            dir,
+            name.as_os_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            continue;
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        let label = format!("{prefix}{}", name.to_string_lossy());
+        let remove = match kind {
+            SFlag::S_IFDIR => {
+                if depth > 0 {
+                    if let Ok(sub) = fs_at::open_subdir(dir, &name) {
+                        sweep_dir(sub.as_fd(), &format!("{label}/"), depth - 1, removed);
+                    }
+                }
+                false
+            }
+            SFlag::S_IFREG => st.st_mode & 0o7111 != 0,
+            _ => true,
+        };
+        if remove && fs_at::remove_file_at(dir, &name).is_ok() {
+            removed.push(label);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +244,11 @@ mod tests {
             !fresher(&claude(ms(2 * 365 * 24)), &claude(ms(1))),
             "two years ahead orders nothing"
         );
-        assert!(fresher(&claude(ms(300 * 24)), b"{}"));
+        assert!(fresher(&claude(ms(5)), b"{}"));
+        assert!(
+            !fresher(&claude(ms(300 * 24)), b"{}"),
+            "300 days ahead is a plant, not a login (Claude's tokens live 8 hours)"
+        );
         // Another account's login never wins, however fresh.
         let codex = |account: &str, exp_hours: i64| {
             let e = |s: &str| {
@@ -267,5 +329,44 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, ["credentials.json"]);
+    }
+
+    #[test]
+    fn sweep_removes_what_no_caw_writer_makes() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        std::fs::create_dir_all(live.join("claude")).unwrap();
+        let write = |rel: &str, mode: u32| {
+            let p = live.join(rel);
+            std::fs::write(&p, b"x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write("claude/credentials.json", 0o600);
+        write("claude/.credentials.json.tmp.1", 0o600);
+        write("claude/suid", 0o4755);
+        write("claude/exec", 0o700);
+        write("top-sgid", 0o2600);
+        nix::unistd::mkfifo(
+            &live.join("claude/fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", live.join("claude/link")).unwrap();
+        let mut removed = sweep(&live);
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                "claude/exec",
+                "claude/fifo",
+                "claude/link",
+                "claude/suid",
+                "top-sgid"
+            ]
+        );
+        assert!(live.join("claude/credentials.json").is_file());
+        assert!(live.join("claude/.credentials.json.tmp.1").is_file());
+        assert!(sweep(&live).is_empty());
     }
 }

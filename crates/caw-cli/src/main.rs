@@ -67,6 +67,12 @@ fn main() -> ExitCode {
                 }
             };
         }
+        // `caw auth` alone: say what is missing, as every other mistake does.
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            output::print_error(&anyhow::anyhow!("a subcommand is needed"));
+            eprint!("\n{}", e.render());
+            return ExitCode::from(2);
+        }
         Err(e) => e.exit(),
     };
     output::init_logger();

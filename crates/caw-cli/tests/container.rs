@@ -175,15 +175,18 @@ fn agent_user() -> Option<(String, u32, u32)> {
     })
 }
 
-fn ms_from_now(hours: i64) -> i64 {
-    (jiff::Timestamp::now().as_second() + hours * 3600) * 1000
+/// Milliseconds since the epoch, `minutes` from now. Test logins expire
+/// minutes apart: within every agent's token lifetime (Claude's is 8 hours),
+/// beyond which a login is implausible and never synced.
+fn ms_from_now(minutes: i64) -> i64 {
+    (jiff::Timestamp::now().as_second() + minutes * 60) * 1000
 }
 
-/// A Claude login marked `tag`, expiring `hours` from now.
-fn claude(tag: &str, hours: i64) -> Vec<u8> {
+/// A Claude login marked `tag`, expiring `minutes` from now.
+fn claude(tag: &str, minutes: i64) -> Vec<u8> {
     format!(
         r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-SECRET-{tag}","refreshToken":"sk-ant-ort01-SECRET-{tag}","expiresAt":{},"scopes":["user:inference"]}}}}"#,
-        ms_from_now(hours)
+        ms_from_now(minutes)
     )
     .into_bytes()
 }
@@ -192,10 +195,10 @@ fn claude(tag: &str, hours: i64) -> Vec<u8> {
 const CLAUDE_LOGGED_OUT: &[u8] =
     br#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#;
 
-/// A codex login marked `tag` whose access token expires `hours` from now.
-fn codex(tag: &str, hours: i64) -> Vec<u8> {
+/// A codex login marked `tag` whose access token expires `minutes` from now.
+fn codex(tag: &str, minutes: i64) -> Vec<u8> {
     let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let exp = ms_from_now(hours) / 1000;
+    let exp = ms_from_now(minutes) / 1000;
     let jwt = format!(
         "{}.{}.c2ln",
         e(r#"{"alg":"RS256"}"#),
@@ -208,11 +211,11 @@ fn codex(tag: &str, hours: i64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A Qwen login marked `tag`, expiring `hours` from now.
-fn qwen(tag: &str, hours: i64) -> Vec<u8> {
+/// A Qwen login marked `tag`, expiring `minutes` from now.
+fn qwen(tag: &str, minutes: i64) -> Vec<u8> {
     format!(
         r#"{{"access_token":"qwen-SECRET-{tag}","refresh_token":"qwen-SECRET-R-{tag}","token_type":"Bearer","expiry_date":{}}}"#,
-        ms_from_now(hours)
+        ms_from_now(minutes)
     )
     .into_bytes()
 }
@@ -252,19 +255,35 @@ fn write_by_rename(path: &Path, bytes: &[u8]) {
 /// (default: root), in one rename: a deleted file would be restored
 /// meanwhile.
 fn plant_symlink(target: &Path, at: &Path, owner: Option<(u32, u32)>) {
+    plant(at, |tmp| {
+        std::os::unix::fs::symlink(target, tmp).unwrap();
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(tmp, Some(uid), Some(gid)).unwrap();
+        }
+    });
+}
+
+/// Make an entry with `make` beside `at` and rename it over `at`; again when
+/// the host sync removed it in between (it sweeps links and FIFOs out of
+/// `live/`, which is where most plants go).
+fn plant(at: &Path, make: impl Fn(&Path)) {
     let tmp = at.with_file_name(".planted");
-    std::os::unix::fs::symlink(target, &tmp).unwrap();
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::lchown(&tmp, Some(uid), Some(gid)).unwrap();
+    for _ in 0..20 {
+        make(&tmp);
+        match std::fs::rename(&tmp, at) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", at.display()),
+        }
     }
-    std::fs::rename(&tmp, at).unwrap();
+    panic!("could not plant at {}", at.display());
 }
 
 /// Replace the file at `at` by a FIFO, in one rename.
 fn plant_fifo(at: &Path) {
-    let tmp = at.with_file_name(".planted");
-    nix::unistd::mkfifo(&tmp, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    std::fs::rename(&tmp, at).unwrap();
+    plant(at, |tmp| {
+        nix::unistd::mkfifo(tmp, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()
+    });
 }
 
 /// The inode, owner and mode of a file.
@@ -454,7 +473,7 @@ struct Session {
     /// `caw auth sync`, run as the host user (live mode).
     sync: Option<Child>,
     sync_log: PathBuf,
-    barrier_hours: i64,
+    barrier_minutes: i64,
 }
 
 impl Session {
@@ -489,7 +508,7 @@ impl Session {
             containers: Vec::new(),
             sync: None,
             sync_log: root.join("sync.log"),
-            barrier_hours: 100,
+            barrier_minutes: 100,
             root,
             _dir: dir,
         };
@@ -929,8 +948,8 @@ impl Session {
     /// the shell guard's polls are cut short here: only their order counts.)
     fn barrier(&mut self, from: Side) {
         for _ in 0..2 {
-            self.barrier_hours += 1;
-            let bytes = qwen("barrier", self.barrier_hours);
+            self.barrier_minutes += 1;
+            let bytes = qwen("barrier", self.barrier_minutes);
             let (src, dst) = match from {
                 Side::Home => (self.home_file(QWEN), self.host_file(QWEN)),
                 Side::Host => (self.host_file(QWEN), self.home_file(QWEN)),

@@ -130,7 +130,7 @@ pub fn run_guard(opts: GuardOptions) -> Result<()> {
     // Blocked first, so a stop that arrives during start-up waits in the fd.
     let signals = StopSignals::new()?;
     let manifest = Manifest::load(&opts.mount_point)?;
-    let user = crate::user::lookup(&opts.user, Path::new(crate::user::PASSWD))?;
+    let user = crate::user::lookup_name_or_uid(&opts.user, Path::new(crate::user::PASSWD))?;
     let _attached = attach(&opts.mount_point, manifest.mode);
     let mut engine = Engine::new(pairs(
         &manifest,

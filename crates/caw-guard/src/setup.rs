@@ -90,7 +90,7 @@ pub struct Checked {
 /// credential mounts (`M/live` in live mode, one non-empty file bind per
 /// credential in bind mode).
 pub fn check(opts: &SetupOptions) -> Result<Checked> {
-    let user = user::lookup(&opts.user, Path::new(user::PASSWD))?;
+    let user = user::lookup_name_or_uid(&opts.user, Path::new(user::PASSWD))?;
     let euid = nix::unistd::geteuid().as_raw();
     if euid != 0 && euid != user.uid {
         return Err(Error::NotRoot {

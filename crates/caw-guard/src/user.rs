@@ -45,9 +45,44 @@ pub fn lookup(name: &str, passwd: &Path) -> Result<User> {
     })
 }
 
-/// Look up `name`, or when no entry has that name and it is a number, the
-/// first entry with that uid (an image's `USER 1000`).
-pub fn lookup_name_or_uid(name: &str, passwd: &Path) -> Result<User> {
+/// Look up a user as `docker run --user` takes one: a name or a uid,
+/// optionally with `:group` (a gid, or a name from the group file beside
+/// `passwd`), which then replaces the entry's primary group. A uid with no
+/// name of its own is the first entry with that uid (an image's `USER 1000`).
+pub fn lookup_name_or_uid(spec: &str, passwd: &Path) -> Result<User> {
+    let (name, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let mut user = lookup_user(name, passwd)?;
+    if let Some(group) = group {
+        user.gid = match group.parse() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let file = passwd.with_file_name("group");
+                let text = fs_err::read_to_string(&file).unwrap_or_default();
+                group_id(&text, group).ok_or_else(|| Error::UnknownUser {
+                    user: spec.to_string(),
+                    passwd: file,
+                })?
+            }
+        };
+    }
+    Ok(user)
+}
+
+/// The gid of the group called `name` in group-format `text`.
+fn group_id(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.next()?;
+        f.next()?.trim().parse().ok()
+    })
+}
+
+/// A name, or a uid that has no entry called like it.
+fn lookup_user(name: &str, passwd: &Path) -> Result<User> {
     let text = fs_err::read_to_string(passwd)?;
     parse(&text, name)
         .or_else(|| {
@@ -207,5 +242,30 @@ agents2:x:1500:playground
         std::fs::write(&path, PASSWD_TEXT).unwrap();
         let err = lookup("ghost", &path).unwrap_err().to_string();
         assert!(err.contains("ghost") && err.contains("passwd"), "{err}");
+    }
+
+    #[test]
+    fn a_user_as_docker_run_takes_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("group"),
+            "root:x:0:\nnode:x:1000:\nagents:x:1500:\n",
+        )
+        .unwrap();
+        let passwd = etc.join("passwd");
+        let get = |spec: &str| lookup_name_or_uid(spec, &passwd).map(|u| (u.name, u.uid, u.gid));
+        assert_eq!(get("node").unwrap(), ("node".into(), 1000, 1000));
+        assert_eq!(get("1000").unwrap(), ("node".into(), 1000, 1000));
+        assert_eq!(get("0").unwrap(), ("root".into(), 0, 0));
+        assert_eq!(get("1000:1500").unwrap(), ("node".into(), 1000, 1500));
+        assert_eq!(get("node:agents").unwrap(), ("node".into(), 1000, 1500));
+        assert!(get("1234").is_err());
+        assert!(get("node:nogroup").is_err());
     }
 }

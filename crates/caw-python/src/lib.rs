@@ -148,6 +148,7 @@ mod _caw {
             idle_exit: (idle_exit > 0).then(|| std::time::Duration::from_secs(idle_exit)),
             check_every: std::time::Duration::from_secs(30),
             refresh: refresh.then(caw_sync::host::RefreshOptions::default),
+            log_limit: caw_auth::host_sync::LOG_LIMIT,
         };
         let exit = py
             .detach(|| caw_sync::host::run(&opts))

@@ -99,6 +99,10 @@ pub enum Hold {
     LoggedOut(Side),
     /// The side that changed holds a login of another account or kind.
     Foreign(Side),
+    /// The side that changed states an expiry further ahead than the
+    /// agent's tokens live, or none against one that states it: a planted
+    /// login, which never replaces a real one.
+    Implausible(Side),
 }
 
 /// What a side is waiting for.
@@ -197,6 +201,16 @@ pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
     if src.identity.conflicts_with(&dst.identity) {
         return Action::Hold(Hold::Foreign(from));
     }
+    let unordered = src.usable
+        && dst.usable
+        && src.freshness.expires_at.is_none()
+        && dst.freshness.expires_at.is_some();
+    if src.implausible || unordered {
+        if from == Side::B && b_shared {
+            return copy(Side::A, Why::Repair);
+        }
+        return Action::Hold(Hold::Implausible(from));
+    }
     if dst.usable && dst.freshness.is_fresher_than(&src.freshness) {
         return copy(from.other(), Why::KeepNewest);
     }
@@ -235,6 +249,7 @@ mod tests {
                 tiebreak: None,
             },
             identity: Identity::default(),
+            implausible: false,
         })
     }
 
@@ -244,6 +259,15 @@ mod tests {
             unreachable!()
         };
         c.usable = false;
+        Observed::Valid(c)
+    }
+
+    /// The same, with an expiry beyond the agent's token lifetime.
+    fn far(name: u8) -> Observed {
+        let Observed::Valid(mut c) = cred(name, 0) else {
+            unreachable!()
+        };
+        c.implausible = true;
         Observed::Valid(c)
     }
 
@@ -312,7 +336,11 @@ mod tests {
             ("A changed, no expiry known", cred(b, 0), cred(a, 0), Some(a), false, copy(A, Changed)),
             ("B changed, no expiry known", cred(a, 0), cred(b, 0), Some(a), false, copy(B, Changed)),
             ("A changed, same expiry", cred(b, 100), cred(a, 100), Some(a), false, copy(A, Changed)),
-            ("A changed to an unknown expiry", cred(b, 0), cred(a, 100), Some(a), false, copy(A, Changed)),
+            ("A changed to an unknown expiry", cred(b, 0), cred(a, 100), Some(a), false, H(Hold::Implausible(A))),
+            ("B changed to an unknown expiry", cred(a, 100), cred(b, 0), Some(a), false, H(Hold::Implausible(B))),
+            ("B planted a far expiry", cred(a, 100), far(b), Some(a), false, H(Hold::Implausible(B))),
+            ("A planted a far expiry", far(b), cred(a, 100), Some(a), false, H(Hold::Implausible(A))),
+            ("a planted B is replaced by A's refresh", cred(b, 200), far(a), Some(a), false, copy(A, Changed)),
             // ...but an older login never replaces a newer one: the newer goes back.
             ("A wrote an older token", cred(b, 50), cred(a, 100), Some(a), false, copy(B, KeepNewest)),
             ("B wrote an older token", cred(a, 100), cred(b, 50), Some(a), false, copy(A, KeepNewest)),
@@ -336,7 +364,7 @@ mod tests {
             ("no last sync, A fresher", cred(a, 300), cred(b, 200), None, false, copy(A, Newer)),
             ("both changed, same expiry: A", cred(a, 100), cred(b, 100), Some(z), false, copy(A, Newer)),
             ("no last sync, no expiry: A", cred(a, 0), cred(b, 0), None, false, copy(A, Newer)),
-            ("both changed, only B's expiry known", cred(a, 0), cred(b, 100), Some(z), false, copy(A, Newer)),
+            ("both changed, only B's expiry known", cred(a, 0), cred(b, 100), Some(z), false, H(Hold::Implausible(A))),
             ("no last sync, A logged out", out(a, 0), cred(b, 100), None, false, copy(B, Newer)),
             ("no last sync, B logged out", cred(a, 100), out(b, 900), None, false, copy(A, Newer)),
             ("both changed, other accounts", of(a, 100, "x"), of(b, 200, "y"), Some(z), false, H(Hold::Foreign(B))),
@@ -369,6 +397,7 @@ mod tests {
                     tiebreak: at(tie),
                 },
                 identity: Identity::default(),
+                implausible: false,
             })
         };
         let last = Digest::of(b"a");
@@ -412,6 +441,11 @@ mod tests {
         assert_eq!(
             shared(&out(b'a', 0), &out(b'b', 0), Some(&last)),
             copy(B, Changed)
+        );
+        // A planted login in live/ is put back from the host at once.
+        assert_eq!(
+            shared(&cred(b'a', 100), &far(b'b'), Some(&last)),
+            copy(A, Repair)
         );
     }
 

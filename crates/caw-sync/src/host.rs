@@ -45,6 +45,8 @@ pub struct HostSyncOptions {
     pub check_every: Duration,
     /// Refresh each login ahead of its agents; `None`: never (`--no-refresh`).
     pub refresh: Option<RefreshOptions>,
+    /// Empty its log (stderr, when a file) once it grows past this many bytes.
+    pub log_limit: u64,
 }
 
 /// How the refresher behaves (see `caw_sync::refresh`).
@@ -160,6 +162,37 @@ const LOCK_OPENED: u32 = 1;
 const PARENT_CHANGED: u32 = 2;
 const ENTRY_REMOVED: u32 = 3;
 const LIVE_OPENED: u32 = 4;
+const LIVE_CHANGED: u32 = 5;
+
+/// What a container can add to `live/`: entries appear, modes change.
+const LIVE_ENTRY_EVENTS: W = W::IN_CREATE
+    .union(W::IN_MOVED_TO)
+    .union(W::IN_ATTRIB)
+    .union(W::IN_ONLYDIR);
+
+/// Watch `live/`'s agent directories for what a container adds (see
+/// [`caw_auth::live::sweep`]).
+fn watch_live_entries(engine: &mut Engine, auth_dir: &Path) {
+    let live = auth_dir.join(LIVE_DIR);
+    for entry in std::fs::read_dir(&live).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = engine.watch_extra(&entry.path(), LIVE_ENTRY_EVENTS, LIVE_CHANGED);
+        }
+    }
+}
+
+/// Remove what no caw writer makes from `live/`, saying what went.
+fn sweep_live(auth_dir: &Path) {
+    for name in caw_auth::live::sweep(&auth_dir.join(LIVE_DIR)) {
+        log::warn!(
+            "{} removed `{}` from {}: not a file caw writes there (a device, FIFO, link, \
+             or a setuid or executable file)",
+            VOICE.prefix,
+            name,
+            auth_dir.join(LIVE_DIR).display()
+        );
+    }
+}
 
 /// Run the host sync for `opts.auth_dir` until it is stopped, removed, or idle.
 pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
@@ -191,9 +224,12 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         exit: None,
         #[cfg(feature = "refresh")]
         refresher: None,
+        live_ctime: None,
     };
     sync.start_refresher(&mut engine, manifest.hold_refresh_token);
     host_sync::write_state(auth_dir, &sync.state)?;
+    sweep_live(auth_dir);
+    sync.live_changed();
     engine.sync_all();
     sync.after_wake(&engine);
     log::info!(
@@ -228,12 +264,14 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
 /// (someone looking for the sync), the auth dir being replaced or removed.
 fn watch_the_auth_dir(engine: &mut Engine, auth_dir: &Path) -> std::io::Result<()> {
     engine.watch_extra(&host_sync::lock_path(auth_dir), W::IN_OPEN, LOCK_OPENED)?;
-    // The shell guard, where it has no flock(1), opens `live/` every pass.
+    // The shell guard, where it has no flock(1), opens `live/` every pass;
+    // a container adding an entry is there too.
     engine.watch_extra(
         &auth_dir.join(LIVE_DIR),
-        W::IN_OPEN | W::IN_ONLYDIR,
+        W::IN_OPEN | LIVE_ENTRY_EVENTS,
         LIVE_OPENED,
     )?;
+    watch_live_entries(engine, auth_dir);
     if let Some(parent) = auth_dir.parent() {
         let changes =
             W::IN_CREATE | W::IN_DELETE | W::IN_MOVED_FROM | W::IN_MOVED_TO | W::IN_ONLYDIR;
@@ -262,9 +300,24 @@ struct HostSync<'a> {
     exit: Option<Exit>,
     #[cfg(feature = "refresh")]
     refresher: Option<crate::refresh::Refresher>,
+    /// `live/`'s change time at the last sweep (read through `live`, which
+    /// opens nothing).
+    live_ctime: Option<(i64, i64)>,
 }
 
 impl HostSync<'_> {
+    /// Whether `live/`'s entries changed since the last look.
+    fn live_changed(&mut self) -> bool {
+        let now = self
+            .live
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| (m.ctime(), m.ctime_nsec()));
+        let changed = now != self.live_ctime;
+        self.live_ctime = now;
+        changed
+    }
+
     /// Start refreshing logins, unless told not to.
     fn start_refresher(&mut self, engine: &mut Engine, held: bool) {
         let Some(opts) = self.opts.refresh.clone() else {
@@ -310,6 +363,13 @@ impl HostSync<'_> {
         let auth_dir = &self.opts.auth_dir;
         let exit = match wake {
             Wake::Synced => {
+                if host_sync::cap_log(self.opts.log_limit) {
+                    log::info!(
+                        "{} the log passed {} bytes and was emptied",
+                        VOICE.prefix,
+                        self.opts.log_limit
+                    );
+                }
                 self.state.last_sync = Some(jiff::Timestamp::now());
                 if let Err(e) = host_sync::write_state(auth_dir, &self.state) {
                     log::warn!("{} cannot record its state: {e}", VOICE.prefix);
@@ -317,7 +377,23 @@ impl HostSync<'_> {
                 None
             }
             // Someone looked for the sync (`docker-flags`, `status`): a container may follow.
-            Wake::Extra(LOCK_OPENED | LIVE_OPENED) => {
+            // An open of `live/` (a shell guard's heartbeat, or the sweep's
+            // own), or an entry added there: sweep only when `live/` itself
+            // changed, so the sweep's own open does not wake it again.
+            Wake::Extra(LIVE_OPENED) => {
+                self.idle_since = Instant::now();
+                if self.live_changed() {
+                    sweep_live(auth_dir);
+                    watch_live_entries(engine, auth_dir);
+                }
+                None
+            }
+            Wake::Extra(LIVE_CHANGED) => {
+                self.idle_since = Instant::now();
+                sweep_live(auth_dir);
+                None
+            }
+            Wake::Extra(LOCK_OPENED) => {
                 self.idle_since = Instant::now();
                 None
             }
@@ -361,9 +437,10 @@ impl HostSync<'_> {
                 self.live = std::fs::File::open(auth_dir.join(LIVE_DIR)).ok();
                 let _ = engine.watch_extra(
                     &auth_dir.join(LIVE_DIR),
-                    W::IN_OPEN | W::IN_ONLYDIR,
+                    W::IN_OPEN | LIVE_ENTRY_EVENTS,
                     LIVE_OPENED,
                 );
+                watch_live_entries(engine, auth_dir);
                 engine.sync_all();
                 let _ = host_sync::write_state(auth_dir, &self.state);
                 None

@@ -318,6 +318,13 @@ impl Pair {
                 path(s),
                 path(s.other())
             ),
+            Hold::Implausible(s) => log::warn!(
+                "{p} not syncing {} -> {}: its expiry is missing or further ahead than {}'s \
+                 tokens ever live (a planted login); the other side keeps its login",
+                path(s),
+                path(s.other()),
+                self.agent.name
+            ),
             Hold::Foreign(s) => log::warn!(
                 "{p} not syncing {} -> {}: it is a login of another account or kind; each side \
                  keeps its own",

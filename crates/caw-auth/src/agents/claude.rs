@@ -68,6 +68,9 @@ pub(super) static CLAUDE: Agent = Agent {
         expiry: "expiresAt",
         tokens: &["accessToken", "refreshToken"],
     },
+    // Access tokens last 8 hours (`expires_in: 28800` in every refresh
+    // answer Claude Code 2.1.332 gets); an hour more for clock skew.
+    max_lifetime: jiff::SignedDuration::from_hours(9),
     refresh_tokens: |c| super::string_at_mut(c, "/claudeAiOauth/refreshToken"),
 };
 

@@ -25,6 +25,10 @@ pub(super) static CODEX: Agent = Agent {
     read_credential: read,
     clean_config: Some(clean),
     shell: ShellRules::NoSync("its expiry and account are in JWTs the shell cannot read"),
+    // ChatGPT access tokens (JWT `exp`) have been seen to last up to 10 days;
+    // `last_refresh` is at most 8 days old before Codex refreshes. Generous:
+    // a planted token would have to stay under 30 days.
+    max_lifetime: jiff::SignedDuration::from_hours(30 * 24),
     refresh_tokens: |c| super::string_at_mut(c, "/tokens/refresh_token"),
 };
 

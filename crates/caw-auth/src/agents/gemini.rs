@@ -32,5 +32,7 @@ pub(super) static GEMINI: Agent = Agent {
     clean_config: None,
     // The account is in the id_token, a JWT the shell cannot decode.
     shell: ShellRules::NoSync("its account is in a JWT the shell cannot read"),
+    // Google OAuth access tokens last 1 hour (`expires_in: 3599`).
+    max_lifetime: jiff::SignedDuration::from_hours(2),
     refresh_tokens: |c| super::string_at_mut(c, "/refresh_token"),
 };

@@ -126,6 +126,11 @@ pub struct Agent {
     pub clean_config: Option<CleanFn>,
     /// What the shell fallback guard can do with the credential.
     pub shell: ShellRules,
+    /// How far ahead of now an expiry can plausibly be: the agent's longest
+    /// access-token lifetime plus a margin. A credential stating a later one
+    /// (or none, against one that states it) is not newer but implausible:
+    /// a planted token, never copied over a login.
+    pub max_lifetime: jiff::SignedDuration,
     /// Every refresh token in a parsed credential, for
     /// `--hold-refresh-token` to replace (see [`crate::credential::hold`]).
     pub refresh_tokens: fn(&mut Value) -> Vec<&mut Value>,

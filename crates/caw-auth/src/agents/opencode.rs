@@ -30,6 +30,8 @@ pub(super) static OPENCODE: Agent = Agent {
     clean_config: None,
     shell: ShellRules::NoSync("it holds one login per provider, which the shell cannot compare"),
     // One OAuth login per provider, each with its refresh token.
+    // Its Anthropic OAuth login is Claude's: 8-hour access tokens.
+    max_lifetime: jiff::SignedDuration::from_hours(9),
     refresh_tokens: |c| {
         c.as_object_mut()
             .into_iter()

@@ -19,5 +19,7 @@ pub(super) static QWEN: Agent = Agent {
     read_credential: oauth_creds::read,
     clean_config: None,
     shell: oauth_creds::SHELL,
+    // Qwen OAuth access tokens: `expires_in` is hours at most; a day is generous.
+    max_lifetime: jiff::SignedDuration::from_hours(24),
     refresh_tokens: |c| super::string_at_mut(c, "/refresh_token"),
 };

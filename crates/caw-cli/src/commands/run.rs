@@ -355,8 +355,8 @@ impl ImageConfig {
     }
 }
 
-/// The agent user: `given`, else the image's `USER` without a `:group`
-/// part, unless that is root or empty.
+/// The agent user: `given`, else the image's `USER` (a name or uid, with
+/// its `:group` when it has one), unless that is root or empty.
 pub fn agent_user(given: Option<&str>, image: &ImageConfig) -> Result<String, String> {
     if let Some(u) = given {
         return Ok(u.to_string());
@@ -369,7 +369,7 @@ pub fn agent_user(given: Option<&str>, image: &ImageConfig) -> Result<String, St
             format!("the image's USER is `{}`", image.user)
         });
     }
-    Ok(user.to_string())
+    Ok(image.user.clone())
 }
 
 /// The command `auth exec` runs (docker's rule, see the module docs).
@@ -775,7 +775,8 @@ mod tests {
         };
         assert_eq!(agent_user(Some("x"), &img("root")).unwrap(), "x");
         assert_eq!(agent_user(None, &img("node")).unwrap(), "node");
-        assert_eq!(agent_user(None, &img("1000:1000")).unwrap(), "1000");
+        assert_eq!(agent_user(None, &img("1000:1000")).unwrap(), "1000:1000");
+        assert_eq!(agent_user(Some("0"), &img("node")).unwrap(), "0");
         for root in ["", "root", "0", "0:0", "root:staff"] {
             assert!(agent_user(None, &img(root)).is_err(), "{root:?}");
         }

@@ -27,6 +27,9 @@ pub struct Args {
     /// How long one refresh request may take
     #[arg(long, value_name = "SECS", default_value_t = 60, hide = true)]
     refresh_timeout: u64,
+    /// Empty the log (stderr, when it is a file) past this many bytes
+    #[arg(long, value_name = "BYTES", default_value_t = caw_auth::host_sync::LOG_LIMIT, hide = true)]
+    log_limit: u64,
 }
 
 const AFTER_HELP: &str = "\
@@ -50,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             backoff: Duration::from_secs(args.refresh_backoff.max(1)),
             timeout: Duration::from_secs(args.refresh_timeout.max(1)),
         }),
+        log_limit: args.log_limit,
     };
     if let Exit::AlreadyRunning(pid) = caw_sync::host::run(&opts)? {
         let pid = pid.map_or_else(String::new, |p| format!(" (pid {p})"));

@@ -117,3 +117,20 @@ fn a_closed_stdout_is_an_error() {
         assert_write_error(&out, "Broken pipe", args);
     }
 }
+
+#[test]
+fn a_missing_subcommand_is_an_error_line_and_usage() {
+    let env = TestEnv::empty();
+    for args in [&["auth"][..], &[]] {
+        let out = env.caw().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: a subcommand is needed\n"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("Usage: caw"), "{err}");
+        assert!(out.stdout.is_empty());
+        assert!(!err.contains("error:error"), "{err}");
+    }
+}

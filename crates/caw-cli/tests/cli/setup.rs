@@ -482,10 +482,11 @@ fn re_setup_keeps_the_live_directory_and_fresher_logins() {
     let live = env.auth.join("live");
     let (live_ino, claude_ino) = (inode(&live), inode(&live.join("claude")));
 
-    // As containers left them: claude refreshed (later than the host's 3h),
+    // As containers left them: claude refreshed (later than the host's 3h,
+    // within Claude's 8-hour token lifetime),
     // codex half-written, gemini older than the host's, opencode with an
     // implausible expiry two years ahead, qwen a FIFO.
-    let refreshed = claude_credential("CONTAINER", ms_from_now(10 * 3600));
+    let refreshed = claude_credential("CONTAINER", ms_from_now(8 * 3600));
     std::fs::write(live.join("claude/credentials.json"), &refreshed).unwrap();
     std::fs::write(live.join("codex/auth.json"), "{\"tokens\":").unwrap();
     std::fs::write(
@@ -539,7 +540,7 @@ fn a_failed_re_setup_leaves_the_live_directory_as_it_was() {
     assert!(env.auth(&["setup", "--mode", "live"]).status.success());
     std::fs::write(
         env.auth.join("live/claude/credentials.json"),
-        claude_credential("CONTAINER", ms_from_now(10 * 3600)),
+        claude_credential("CONTAINER", ms_from_now(8 * 3600)),
     )
     .unwrap();
     let before = tree_state(&env.auth);

@@ -289,3 +289,118 @@ fn a_re_setup_keeps_the_sync_its_log_and_its_state() {
     assert!(text.contains("synced"), "{text}");
     // TestEnv stops it when dropped.
 }
+
+#[test]
+fn the_log_stays_capped_while_the_sync_runs() {
+    let env = TestEnv::full();
+    env.setup();
+    let log_path = env.dir.path().join("sync.log");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log_path)
+        .unwrap();
+    let mut sync = Command::new(assert_cmd::cargo::cargo_bin("caw"))
+        .args([
+            "auth",
+            "sync",
+            "--idle-exit",
+            "0",
+            "--log-limit",
+            "2000",
+            "--auth-dir",
+        ])
+        .arg(&env.auth)
+        .env("HOME", &env.home)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until("the sync holds its lock", || running(&env));
+    // A container writing live/ over and over: one log line per sync.
+    let live = env.auth.join("live/claude/credentials.json");
+    let mut largest = 0;
+    for i in 0..200 {
+        // Each newer than the last, and than the host's.
+        let text = format!(
+            r#"{{"claudeAiOauth":{{"accessToken":"a-{i}","refreshToken":"r-{i}","expiresAt":{}}}}}"#,
+            ms_from_now(4 * 3600 + i)
+        );
+        std::fs::write(live.with_extension("tmp"), &text).unwrap();
+        std::fs::rename(live.with_extension("tmp"), &live).unwrap();
+        let host = env.home.join(".claude/.credentials.json");
+        wait_until("the round reached the host", || {
+            std::fs::read_to_string(&host).is_ok_and(|t| t == text)
+        });
+        largest = largest.max(std::fs::metadata(&log_path).unwrap().len());
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sync.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(largest < 2000 + 1000, "the log grew to {largest} bytes");
+    assert!(
+        text.contains("synced") || text.contains("emptied"),
+        "{text}"
+    );
+}
+
+#[test]
+fn what_no_caw_writer_makes_is_removed_from_live() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = TestEnv::full();
+    env.setup();
+    let mut sync = start(&env, &["--idle-exit", "0"]);
+    wait_until("the sync holds its lock", || running(&env));
+    let dir = env.auth.join("live/claude");
+    // What root in a container can leave: a setuid binary, an executable,
+    // a FIFO, a link, a device node (when this test can make one).
+    let suid = dir.join("suid");
+    std::fs::write(&suid, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let plain = dir.join("notes");
+    std::fs::write(&plain, b"x").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A mode changed afterwards is seen too.
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    nix::unistd::mkfifo(
+        &dir.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", env.auth.join("live/link")).unwrap();
+    let device = nix::sys::stat::mknod(
+        &dir.join("disk"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .is_ok();
+    let gone = |p: &Path| std::fs::symlink_metadata(p).is_err();
+    wait_until("the planted entries are removed", || {
+        gone(&suid)
+            && gone(&plain)
+            && gone(&dir.join("fifo"))
+            && gone(&env.auth.join("live/link"))
+            && gone(&dir.join("disk"))
+    });
+    assert!(
+        dir.join("credentials.json").is_file(),
+        "the credential went too"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sync.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
+    let out = sync.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("removed `claude/suid`"), "{log}");
+    if device {
+        assert!(log.contains("removed `claude/disk`"), "{log}");
+    }
+}

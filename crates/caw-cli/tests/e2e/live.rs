@@ -248,7 +248,7 @@ fn host_readers_never_see_a_torn_file() {
             (reads, bad)
         })
     };
-    let base = (jiff::Timestamp::now().as_second() + 10 * 86400) * 1000;
+    let base = (jiff::Timestamp::now().as_second() + 7 * 3600) * 1000;
     // One `docker exec`: 300 refreshes by rename as fast as the shell goes,
     // every other one with a long token.
     let script = r#"f="$1"; base=$2; i=1
@@ -357,7 +357,7 @@ fn concurrent_writes_from_both_sides_lose_nothing() {
     };
     let container = session.serve("race");
     let claude = cred("claude");
-    let base = (jiff::Timestamp::now().as_second() + 20 * 86400) * 1000;
+    let base = (jiff::Timestamp::now().as_second() + 8 * 3600) * 1000;
     let written = Arc::new(AtomicU64::new(0));
     let host_writer = {
         let path = session.host(claude.path);

@@ -84,7 +84,21 @@ fn ensure_image(
 }
 
 fn noshell_image() -> &'static str {
-    let result = NOSHELL_TAG.get_or_init(|| {
+    noshell_image_as(&NOSHELL_TAG, NOSHELL, "node")
+}
+
+/// The same image with `USER 1000`, a uid with no name in it.
+fn noshell_image_uid() -> &'static str {
+    static TAG: OnceLock<Result<String, String>> = OnceLock::new();
+    noshell_image_as(&TAG, "caw-e2e-noshell-uid", "1000")
+}
+
+fn noshell_image_as(
+    cell: &'static OnceLock<Result<String, String>>,
+    repository: &str,
+    user: &str,
+) -> &'static str {
+    let result = cell.get_or_init(|| {
         let busybox = std::env::var_os("CAW_E2E_BUSYBOX")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
@@ -94,8 +108,10 @@ fn noshell_image() -> &'static str {
         c.insert(
             PathBuf::from("Dockerfile"),
             (
-                b"FROM scratch\nCOPY rootfs/ /\nUSER node\nCMD [\"/bin/busybox\", \"id\"]\n"
-                    .to_vec(),
+                format!(
+                    "FROM scratch\nCOPY rootfs/ /\nUSER {user}\nCMD [\"/bin/busybox\", \"id\"]\n"
+                )
+                .into_bytes(),
                 0o644,
             ),
         );
@@ -108,7 +124,7 @@ fn noshell_image() -> &'static str {
                 0o644,
             ),
         );
-        ensure_image(NOSHELL, &c)
+        ensure_image(repository, &c)
     });
     match result {
         Ok(tag) => tag,
@@ -194,6 +210,46 @@ fn without_a_command_the_images_cmd_runs_as_its_user() {
         stderr(&out)
     );
     drop(c);
+    s.teardown();
+}
+
+#[test]
+fn a_user_is_a_name_or_a_uid_as_docker_run_takes_it() {
+    let Some(s) = session("run::a_user_is_a_name_or_a_uid_as_docker_run_takes_it") else {
+        return;
+    };
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["--user", "1000"],
+            noshell_image(),
+            "uid=1000(node) gid=1000 groups=1000",
+        ),
+        (
+            &["--user", "1000:1000"],
+            noshell_image(),
+            "uid=1000(node) gid=1000 groups=1000",
+        ),
+        (
+            &["--user", "0"],
+            noshell_image(),
+            "uid=0(root) gid=0 groups=0",
+        ),
+        (
+            &[],
+            noshell_image_uid(),
+            "uid=1000(node) gid=1000 groups=1000",
+        ),
+    ];
+    for (i, (user, image, want)) in cases.into_iter().enumerate() {
+        let c = container(&format!("user{i}"));
+        let mut args = vec!["--rm"];
+        args.extend(user);
+        args.push(image);
+        let out = caw_run(&s, &c, &args);
+        assert!(out.status.success(), "caw run {args:?}: {}", stderr(&out));
+        assert_eq!(text(&out.stdout).trim(), want, "{args:?}");
+        drop(c);
+    }
     s.teardown();
 }
 

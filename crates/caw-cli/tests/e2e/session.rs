@@ -98,11 +98,12 @@ pub const CREDS: [Cred; 4] = [
 
 impl Cred {
     /// A refreshed credential: new tokens marked with `tag`, expiring
-    /// `hours` from now. The session's logins expire within two days, so 72
-    /// hours or more is a refresh the guard must accept, a negative number
-    /// one it must refuse.
-    pub fn refreshed(&self, tag: &str, hours: i64) -> Vec<u8> {
-        let ms = ms_from_now(hours * 3600);
+    /// `minutes` from now. The session's logins expire within an hour, so 72
+    /// minutes or more is a refresh the guard must accept, a negative number
+    /// one it must refuse (and every agent's tokens live longer than 100
+    /// minutes, past which a login would be implausible).
+    pub fn refreshed(&self, tag: &str, minutes: i64) -> Vec<u8> {
+        let ms = ms_from_now(minutes * 60);
         let text = match self.agent {
             "claude" => format!(
                 r#"{{"claudeAiOauth":{{"accessToken":"sk-ant-oat01-{tag}","refreshToken":"sk-ant-ort01-{tag}","expiresAt":{ms},"scopes":["user:inference"],"subscriptionType":"max"}}}}"#
@@ -220,10 +221,10 @@ impl Session {
     fn with(guard: Guard, test: &str, host_user: HostUser, mode: AuthMode) -> Option<Session> {
         let image = image_or_skip(test)?;
         let env = TestEnv::empty();
-        env.claude(ms_from_now(3 * 3600));
-        env.codex(jiff::Timestamp::now().as_second() + 2 * 86400);
+        env.claude(ms_from_now(55 * 60));
+        env.codex(jiff::Timestamp::now().as_second() + 50 * 60);
         env.gemini(ms_from_now(17 * 60));
-        env.qwen(ms_from_now(5 * 3600));
+        env.qwen(ms_from_now(45 * 60));
         // The temp dir was made by this process, so it has our uid.
         let own_uid = std::fs::metadata(env.dir.path()).unwrap().uid();
         let as_root = own_uid == 0;
