@@ -137,7 +137,7 @@ def test_a_newer_login_in_live_is_carried_to_the_host(home: Path, auth_dir: Path
         "claudeAiOauth": {
             "accessToken": "sk-ant-oat01-from-a-container",
             "refreshToken": "sk-ant-ort01-from-a-container",
-            "expiresAt": int(time.time() * 1000) + 10 * 3600 * 1000,
+            "expiresAt": int(time.time() * 1000) + 8 * 3600 * 1000,
         }
     }
     write_json(auth_dir / "live/claude/credentials.json", newer)

@@ -340,7 +340,7 @@ mod tests {
         let env = Env::new();
         let cred = env.home.join(".claude/.credentials.json");
         let before = std::fs::metadata(&cred).unwrap();
-        let newer = claude("container", 9);
+        let newer = claude("container", 7);
         env.live("claude/credentials.json", &newer);
         // Another account's codex login, fresher still: not carried.
         env.live("codex/auth.json", &codex("b", 9));
@@ -388,7 +388,7 @@ mod tests {
             ("too far ahead", claude("far", 24 * 365 * 3)),
             (
                 "held refresh token",
-                claude("held", 9).replace("r-held", crate::credential::HELD_REFRESH_TOKEN),
+                claude("held", 7).replace("r-held", crate::credential::HELD_REFRESH_TOKEN),
             ),
         ] {
             let env = Env::new();
@@ -401,7 +401,7 @@ mod tests {
         // file is not created.
         let env = Env::new();
         let elsewhere = env.home.join("elsewhere.json");
-        std::fs::write(&elsewhere, claude("link", 9)).unwrap();
+        std::fs::write(&elsewhere, claude("link", 7)).unwrap();
         let live = env.auth.join("live/claude/credentials.json");
         std::fs::remove_file(&live).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &live).unwrap();
@@ -427,7 +427,7 @@ mod tests {
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::rename(&link, &target).unwrap();
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let newer = claude("container", 9);
+        let newer = claude("container", 7);
         env.live("claude/credentials.json", &newer);
         env.teardown(false, false).unwrap();
         assert!(std::fs::symlink_metadata(&link)
@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn attached_containers_are_refused_unless_forced() {
         let env = Env::new();
-        let newer = claude("container", 9);
+        let newer = claude("container", 7);
         env.live("claude/credentials.json", &newer);
         let live = std::fs::File::open(env.auth.join("live")).unwrap();
         let guard = Flock::lock(live, FlockArg::LockShared).unwrap();

@@ -174,7 +174,7 @@ fn a_newer_login_in_live_is_carried_to_the_host_first() {
     let env = TestEnv::full();
     assert!(env.auth(&["setup", "--mode", "live"]).status.success());
     let host = env.home.join(".claude/.credentials.json");
-    let newer = claude_credential("CONTAINER", ms_from_now(10 * 3600));
+    let newer = claude_credential("CONTAINER", ms_from_now(8 * 3600));
     std::fs::write(env.auth.join("live/claude/credentials.json"), &newer).unwrap();
     // An older gemini login stays where it is.
     let gemini = std::fs::read(env.home.join(".gemini/oauth_creds.json")).unwrap();
