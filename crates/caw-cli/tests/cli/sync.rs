@@ -160,10 +160,17 @@ fn it_exits_when_idle_and_when_the_auth_dir_is_torn_down() {
         !caw_auth::host_sync::lock_path(&env.auth).exists(),
         "the lock file was left beside the auth dir"
     );
-    // Removed by hand instead: the sync notices and goes.
+    // Removed by hand instead: the sync notices and goes. (Once it has
+    // recorded its state: `sync.json` written while `rm -rf` runs would be a
+    // race of this test, not the sync's.)
     env.setup();
     let mut sync = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync holds its lock", || running(&env));
+    wait_until("the sync recorded its state", || {
+        matches!(
+            caw_auth::host_sync::status(&env.auth),
+            caw_auth::host_sync::SyncStatus::Running(Some(_))
+        )
+    });
     std::fs::remove_dir_all(&env.auth).unwrap();
     assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
     assert!(
@@ -276,7 +283,7 @@ fn a_re_setup_keeps_the_sync_its_log_and_its_state() {
         other => panic!("the sync or its state is gone: {other:?}"),
     }
     // Claude came with the re-setup: a container's refresh reaches the host.
-    let refreshed = claude_login("after-re-setup", 9);
+    let refreshed = claude_login("after-re-setup", 8);
     let live = env.auth.join("live/claude/credentials.json");
     std::fs::write(live.with_extension("tmp"), &refreshed).unwrap();
     std::fs::rename(live.with_extension("tmp"), &live).unwrap();
