@@ -56,9 +56,7 @@ def test_docstrings_match_the_documented_ones() -> None:
     assert inspect.getdoc(auth.get_docker_flags).startswith(
         "Return the Docker -v flags for mounting the auth directory and credentials."
     )
-    assert inspect.getdoc(auth.teardown).startswith(
-        "Remove the auth directory. Host credential files are never touched."
-    )
+    assert inspect.getdoc(auth.teardown).startswith("Remove the auth directory.")
     assert inspect.getdoc(auth.AuthFileStatus).startswith("Status of a single managed auth file.")
     for fn, sections in [
         (auth.setup, ["Args:", "Returns:", "Raises:"]),
@@ -69,6 +67,7 @@ def test_docstrings_match_the_documented_ones() -> None:
         for section in sections:
             assert section in inspect.getdoc(fn), (fn.__name__, section)
     assert "TeardownWouldOrphanSymlinksError" in inspect.getdoc(auth.teardown)
+    assert "TeardownContainersAttachedError" in inspect.getdoc(auth.teardown)
     assert "FileNotFoundError: If the manifest.json doesn't exist in auth_dir" in inspect.getdoc(auth.get_status)
 
 

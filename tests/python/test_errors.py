@@ -17,6 +17,7 @@ HIERARCHY = [
     (auth.UnknownAgentError, (ValueError,)),
     (auth.NoUsableAgentError, ()),
     (auth.TeardownWouldOrphanSymlinksError, (RuntimeError,)),
+    (auth.TeardownContainersAttachedError, (RuntimeError,)),
     (auth.InvalidManifestError, (ValueError,)),
     (auth.InvalidInputError, (ValueError,)),
     (auth.NotAnAuthDirError, ()),

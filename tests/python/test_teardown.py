@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 import caw
 from caw import auth
+from conftest import write_json
 
 
 def test_removes_the_auth_dir_and_returns_none(home: Path, auth_dir: Path) -> None:
@@ -122,3 +126,50 @@ def test_a_plain_manifest_json_is_not_an_auth_dir(tmp_path: Path) -> None:
         auth.teardown(ext, force=True)
     assert "dest_dir" not in info.value.hint and "`auth_dir`" in info.value.hint
     assert (ext / "manifest.json").is_file()
+
+
+def test_a_newer_login_in_live_is_carried_to_the_host(home: Path, auth_dir: Path) -> None:
+    # A container refreshed while no host sync ran: the newer login is only in live/.
+    auth.setup(dest_dir=auth_dir)
+    host = home / ".claude/.credentials.json"
+    mode = host.stat().st_mode
+    newer = {
+        "claudeAiOauth": {
+            "accessToken": "sk-ant-oat01-from-a-container",
+            "refreshToken": "sk-ant-ort01-from-a-container",
+            "expiresAt": int(time.time() * 1000) + 8 * 3600 * 1000,
+        }
+    }
+    write_json(auth_dir / "live/claude/credentials.json", newer)
+    codex_before = (home / ".codex/auth.json").read_bytes()
+    write_json(auth_dir / "live/codex/auth.json", {})
+    auth.teardown(auth_dir)
+    assert not auth_dir.exists()
+    assert json.loads(host.read_text()) == newer
+    assert host.stat().st_mode == mode
+    # A logged-out file is never carried.
+    assert (home / ".codex/auth.json").read_bytes() == codex_before
+
+
+def test_attached_containers_are_refused_then_forced(home: Path, auth_dir: Path) -> None:
+    auth.setup(dest_dir=auth_dir)
+    # What a container's guard does: a shared lock on live/ for as long as it runs.
+    live = os.open(auth_dir / "live", os.O_RDONLY)
+    try:
+        fcntl.flock(live, fcntl.LOCK_SH)
+        with pytest.raises(RuntimeError) as info:
+            auth.teardown(auth_dir)
+        err = info.value
+        assert isinstance(err, auth.TeardownContainersAttachedError)
+        assert isinstance(err, auth.CawAuthError)
+        assert err.path == auth_dir
+        holders = err.pids + [pid for pids in err.containers.values() for pid in pids]
+        assert holders == [os.getpid()]
+        assert f"pid {os.getpid()}" in str(err)
+        assert "force=True" in err.hint
+        assert auth_dir.is_dir()
+
+        auth.teardown(auth_dir, force=True)
+        assert not auth_dir.exists()
+    finally:
+        os.close(live)

@@ -124,7 +124,7 @@ fn foreign_entries(dir: &Path) -> Result<Entries> {
 fn check_entry(name: &str, file_type: std::fs::FileType) -> std::result::Result<(), String> {
     let wants_dir = if TOP_FILES.contains(&name) || is_atomic_temp(name) {
         false
-    } else if TOP_DIRS.contains(&name) || agents::by_name(name).is_some() {
+    } else if is_top_dir(name) || is_dir_temp(name) {
         true
     } else {
         return Err(format!("`{name}` is not something caw writes"));
@@ -142,16 +142,29 @@ fn check_entry(name: &str, file_type: std::fs::FileType) -> std::result::Result<
     }
 }
 
-/// `.<file>.caw-XXXXXX.tmp`: a temp file of [`fs::write_atomic`] for one of caw's files.
-fn is_atomic_temp(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
-        return false;
-    };
-    TOP_FILES.iter().any(|file| {
-        rest.strip_prefix(file)
-            .and_then(|r| r.strip_prefix(".caw-"))
-            .is_some_and(|random| !random.is_empty() && !random.contains('/'))
-    })
+/// A directory caw writes at the top of `A`: `bin`, `live`, or a known agent's.
+fn is_top_dir(name: &str) -> bool {
+    TOP_DIRS.contains(&name) || agents::by_name(name).is_some()
+}
+
+/// `.<file>.caw-XXXXXX.tmp`: a temp file of [`fs::write_atomic`] for one of
+/// caw's files at the top of `A` (a re-setup writes `manifest.json` and
+/// `setup-container.sh` so, the host sync `sync.json`).
+pub(crate) fn is_atomic_temp(name: &str) -> bool {
+    temp_target(name).is_some_and(|file| TOP_FILES.contains(&file))
+}
+
+/// `.<dir>.caw-XXXXXX.tmp`: a directory a re-setup builds inside `A` before
+/// renaming it to `<dir>` (a new agent's, `bin`, `live`).
+pub(crate) fn is_dir_temp(name: &str) -> bool {
+    temp_target(name).is_some_and(is_top_dir)
+}
+
+/// The name a caw temp name `.<target>.caw-XXXXXX.tmp` stands in for.
+pub(crate) fn temp_target(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (target, random) = rest.rsplit_once(".caw-")?;
+    (!target.is_empty() && !random.is_empty() && !random.contains('/')).then_some(target)
 }
 
 fn describe_foreign(foreign: &[String]) -> Option<String> {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::attached::Attached;
 use crate::docker_flags::FlagFormat;
 use crate::hint::{hint, Hint, HintPart, OptionName, Spelling, Step};
 
@@ -98,6 +99,20 @@ pub enum Error {
         auth_dir: PathBuf,
         /// `(host link, resolved target inside the auth dir)` pairs.
         links: Vec<(PathBuf, PathBuf)>,
+    },
+
+    /// Teardown refused: containers' guards are attached to the auth dir's
+    /// `live/` (removing it would cut them off from every refresh).
+    #[error(
+        "refusing to remove `{}`: {} container(s) are attached to it: {attached}",
+        auth_dir.display(),
+        attached.count()
+    )]
+    ContainersAttached {
+        /// The auth dir.
+        auth_dir: PathBuf,
+        /// Who holds the lock on `live/`.
+        attached: Attached,
     },
 
     /// A bind source named by the manifest does not exist on the host.
@@ -205,6 +220,21 @@ impl Error {
                 HintPart::OptionValue(OptionName::Force, ""),
                 " to remove the auth dir anyway and log in again afterwards"
             ],
+            Error::ContainersAttached { attached, .. } => {
+                let stop = if attached.containers.is_empty() {
+                    "stop them first".to_string()
+                } else {
+                    let ids: Vec<&str> = attached.containers.keys().map(String::as_str).collect();
+                    format!("stop them first (`docker stop {}`)", ids.join(" "))
+                };
+                hint![
+                    stop,
+                    ", or pass ",
+                    HintPart::OptionValue(OptionName::Force, ""),
+                    " to remove it anyway (a newer login in it is still carried to the host; \
+                     the containers keep the login they have, but share no refresh any more)"
+                ]
+            }
             Error::MissingBindSource { .. } => hint![
                 "log in to the agent on this machine (or leave it out with ",
                 OptionName::Agents,

@@ -6,7 +6,9 @@
 //! the `docker run` mounts: the auth dir read-only, plus the credential
 //! channel (the live directory, or each host credential file in bind mode);
 //! [`get_status`] reports what is managed and when tokens expire;
-//! [`teardown()`] removes the auth dir. Host files are only ever read.
+//! [`teardown()`] removes the auth dir. Host files are only read, except by
+//! teardown, which first carries a newer login from `live/` back to its host
+//! file.
 //!
 //! ```no_run
 //! use caw_auth::{setup, SetupOptions, get_docker_flags};
@@ -20,6 +22,7 @@
 //! ```
 
 pub mod agents;
+pub mod attached;
 pub mod auth_dir;
 pub mod bundle;
 pub mod credential;

@@ -1,4 +1,5 @@
-//! Setup's writes into an existing live directory `A/live`.
+//! Setup's writes into an existing live directory `A/live`, and reading a
+//! login from it (teardown carries a newer one to the host).
 //!
 //! Containers mount `A/live` read-write, so everything below it is input from
 //! the container user: a credential file may be a FIFO, a huge file or a
@@ -9,13 +10,13 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use jiff::Timestamp;
 
-use crate::credential::Credential;
+use crate::credential::{Credential, MAX_CREDENTIAL_BYTES};
 use crate::fs_at::{self, Kind, TempAt};
 use crate::{agents, fs};
 
@@ -100,6 +101,18 @@ fn refresh_one(live: &OwnedFd, c: &LiveCredential<'_>, now: Timestamp) -> std::i
     tmp.file.sync_all()?;
     tmp.commit(file)?;
     Ok(Outcome::Replaced)
+}
+
+/// The bytes of `live/<src>` (`<agent>/<file>`) under the open live
+/// directory `live`, when it is a regular file within the credential cap;
+/// never through a link, never blocking.
+pub(crate) fn read(live: BorrowedFd<'_>, src: &str) -> Option<Vec<u8>> {
+    let (agent_dir, file) = src.split_once('/').filter(|(_, f)| !f.contains('/'))?;
+    let dir = fs_at::open_subdir(live, OsStr::new(agent_dir)).ok()?;
+    match fs_at::read_at(dir.as_fd(), OsStr::new(file)) {
+        Ok((Kind::File, Some(bytes))) if bytes.len() as u64 <= MAX_CREDENTIAL_BYTES => Some(bytes),
+        _ => None,
+    }
 }
 
 /// True when `live` holds a usable login that should win over `host`'s, by

@@ -14,6 +14,10 @@ use crate::manifest::{
 };
 use crate::{fs, paths, Error, Result};
 
+mod in_place;
+
+use in_place::Snapshot;
+
 /// What to set up, and where. `Default` gives the documented defaults.
 #[derive(Debug, Clone, Default)]
 pub struct SetupOptions {
@@ -117,11 +121,15 @@ impl Target {
 /// Snapshot credentials and cleaned configs into an auth dir.
 ///
 /// Host files are only read. Everything is read, parsed and cleaned before
-/// anything is written; the new auth dir is then built beside the old one and
-/// swapped in when complete, so any failure leaves an existing auth dir exactly
-/// as it was. In live mode an existing `live/` directory is carried over
-/// (same inode, so running containers keep it); each of its credentials is
-/// then kept when fresher than the host's, else replaced by the host's.
+/// anything is written. A new auth dir is built beside its path and renamed
+/// into place when complete. An existing one is updated in place, so that
+/// running containers keep their mounts: `A`, `A/live` and each agent's
+/// directory keep their inodes, each new file replaces its old one whole,
+/// `manifest.json` comes last, and what the new manifest no longer lists
+/// is removed after it. A failure before the manifest is replaced leaves
+/// the previous auth dir working (a failure before anything is renamed
+/// leaves it as it was). In live mode each credential in `live/` is kept
+/// when fresher than the host's, else replaced by the host's.
 /// Progress and warnings go to the `log` facade.
 pub fn setup(opts: &SetupOptions) -> Result<SetupReport> {
     let target = Target::resolve(opts)?;
@@ -397,7 +405,8 @@ fn bundle_source(opts: &SetupOptions) -> Option<bundle::Binary<'static>> {
         .map(bundle::Binary::Bytes)
 }
 
-/// Put the complete tree `new` at `auth_dir`, leaving any previous auth dir at `new`.
+/// Put the complete tree `new` at `auth_dir`, leaving any previous (empty)
+/// directory at `new`.
 ///
 /// A second `setup` may create `auth_dir` between our check and the rename;
 /// the check and swap are then repeated against what it left.
@@ -422,7 +431,17 @@ fn swap_in(new: &Path, auth_dir: &Path, mut exists: bool) -> Result<()> {
         match std::fs::rename(new, auth_dir) {
             Ok(()) => return Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
-                exists = !matches!(auth_dir::check_replaceable(auth_dir)?, Existing::Missing);
+                match auth_dir::check_replaceable(auth_dir)? {
+                    Existing::AuthDir(_) => {
+                        return Err(fs::with_path(
+                            std::io::Error::other("another `caw auth setup` wrote it meanwhile"),
+                            auth_dir,
+                        )
+                        .into())
+                    }
+                    Existing::Missing => exists = false,
+                    Existing::Empty => exists = true,
+                }
             }
             Err(e) => return Err(fs::with_path(e, auth_dir).into()),
         }
@@ -434,47 +453,10 @@ fn swap_in(new: &Path, auth_dir: &Path, mut exists: bool) -> Result<()> {
     .into())
 }
 
-/// Carry `auth_dir/live` into `new` (a rename: running containers' mounts
-/// and the sync's watches keep the same directory), then `swap`; when the
-/// swap fails, move it back, so the old auth dir is exactly as it was.
-fn install(
-    new: &Path,
-    auth_dir: &Path,
-    carry_live: bool,
-    swap: impl FnOnce() -> Result<()>,
-) -> Result<()> {
-    let (old_live, new_live) = (auth_dir.join(LIVE_DIR), new.join(LIVE_DIR));
-    if carry_live {
-        fs_err::rename(&old_live, &new_live)?;
-    }
-    let result = swap();
-    if result.is_err() && carry_live {
-        if let Err(e) = fs_err::rename(&new_live, &old_live) {
-            log::error!(
-                "could not move the live directory back to `{}`: {e}",
-                old_live.display()
-            );
-        }
-    }
-    result
-}
-
-/// True when `existing` is an auth dir with a real `live/` directory to carry over.
-fn has_live_dir(existing: &Existing, auth_dir: &Path) -> bool {
-    matches!(existing, Existing::AuthDir(_))
-        && std::fs::symlink_metadata(auth_dir.join(LIVE_DIR)).is_ok_and(|m| m.is_dir())
-}
-
 /// Write the whole new tree at `new`; the manifest last, so a directory
 /// with one is complete.
-fn build_tree(
-    new: &Path,
-    manifest: &Manifest,
-    staged: &[Staged],
-    binary: Option<&bundle::Binary<'_>>,
-    fresh_live: bool,
-) -> Result<()> {
-    for file in staged {
+fn build_tree(new: &Path, snapshot: &Snapshot<'_>, fresh_live: bool) -> Result<()> {
+    for file in snapshot.staged {
         write_file(&new.join(&file.src), &file.bytes, file.mode.bits())?;
         if fresh_live && file.credential {
             let live = new.join(LIVE_DIR);
@@ -484,17 +466,16 @@ fn build_tree(
     }
     fs::write_new(
         &new.join(SETUP_SCRIPT),
-        bundle::setup_script(manifest).as_bytes(),
+        bundle::setup_script(snapshot.manifest).as_bytes(),
         0o755,
     )?;
-    if let Some(bin) = binary {
+    if let Some(bytes) = snapshot.binary {
         fs::create_dir_all(&new.join(auth_dir::BIN_DIR), 0o755)?;
-        let bytes = bin.read()?;
-        fs::write_new(&new.join(BUNDLED_BINARY), &bytes, 0o755)?;
+        fs::write_new(&new.join(BUNDLED_BINARY), bytes, 0o755)?;
     }
     fs::write_new(
         &new.join(MANIFEST_FILE),
-        manifest.to_json().as_bytes(),
+        snapshot.manifest.to_json().as_bytes(),
         0o600,
     )?;
     fs_err::File::open(new)?.sync_all()?;
@@ -510,6 +491,9 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Write `auth_dir`, holding the setup lock: an auth dir that exists is
+/// updated in place ([`in_place`]); a missing or empty one, which no
+/// container can be using, is built beside it and renamed into place.
 fn write_auth_dir(
     auth_dir: &Path,
     manifest: &Manifest,
@@ -527,16 +511,56 @@ fn write_auth_dir(
     let lock = auth_dir::lock_setup(auth_dir)?;
     let existing = auth_dir::check_replaceable(auth_dir)?;
     auth_dir::remove_stale_temp_dirs(auth_dir, &lock);
+    let binary = binary.map(bundle::Binary::read).transpose()?;
+    let snapshot = Snapshot {
+        manifest,
+        staged,
+        binary: binary.as_deref(),
+    };
+    match existing {
+        Existing::AuthDir(_) => update_in_place(auth_dir, &snapshot)?,
+        Existing::Missing => build_beside(auth_dir, parent, &snapshot, false)?,
+        Existing::Empty => build_beside(auth_dir, parent, &snapshot, true)?,
+    }
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// A first setup: the tree built in a temp dir beside `auth_dir`, then renamed.
+fn build_beside(
+    auth_dir: &Path,
+    parent: &Path,
+    snapshot: &Snapshot<'_>,
+    exists: bool,
+) -> Result<()> {
     let [new_prefix, _] = auth_dir::temp_prefixes(auth_dir);
     let tmp = auth_dir::temp_dir(parent, &new_prefix)?;
-    let new = tmp.path();
-    let live_mode = manifest.mode == AuthMode::Live;
-    let carry_live = live_mode && has_live_dir(&existing, auth_dir);
-    build_tree(new, manifest, staged, binary, live_mode && !carry_live)?;
-    let exists = !matches!(existing, Existing::Missing);
-    install(new, auth_dir, carry_live, || swap_in(new, auth_dir, exists))?;
-    if carry_live {
-        let credentials: Vec<LiveCredential<'_>> = staged
+    build_tree(
+        tmp.path(),
+        snapshot,
+        snapshot.manifest.mode == AuthMode::Live,
+    )?;
+    swap_in(tmp.path(), auth_dir, exists)?;
+    // The new tree now lives at `auth_dir`; whatever is left at `tmp` (the
+    // empty directory after an exchange) is removed on drop.
+    drop(tmp);
+    Ok(())
+}
+
+/// A re-setup: see [`in_place`]. In live mode a `live/` that exists is kept
+/// (with a fresher login of a container), else one is made.
+fn update_in_place(auth_dir: &Path, snapshot: &Snapshot<'_>) -> Result<()> {
+    in_place::remove_stale_temps(auth_dir);
+    let live_dir = auth_dir.join(LIVE_DIR);
+    let live_mode = snapshot.manifest.mode == AuthMode::Live;
+    let has_live = std::fs::symlink_metadata(&live_dir).is_ok_and(|m| m.is_dir());
+    let mut plan = in_place::stage(auth_dir, snapshot, live_mode && !has_live)?;
+    plan.commit_files()?;
+    if live_mode && has_live {
+        let credentials: Vec<LiveCredential<'_>> = snapshot
+            .staged
             .iter()
             .filter(|f| f.credential)
             .map(|f| LiveCredential {
@@ -545,14 +569,10 @@ fn write_auth_dir(
                 host: &f.bytes,
             })
             .collect();
-        live::refresh(&auth_dir.join(LIVE_DIR), &credentials);
+        live::refresh(&live_dir, &credentials);
     }
-    // The new tree now lives at `auth_dir`; whatever is left at `tmp` (the
-    // previous auth dir after an exchange) is removed on drop.
-    drop(tmp);
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
-    }
+    plan.commit_manifest(auth_dir)?;
+    in_place::prune(auth_dir, snapshot);
     Ok(())
 }
 
@@ -584,62 +604,319 @@ mod tests {
         out
     }
 
-    fn live_auth_dir(root: &Path) -> (PathBuf, PathBuf) {
-        let auth = root.join("auth");
-        std::fs::create_dir_all(auth.join("live/claude")).unwrap();
-        std::fs::write(auth.join("manifest.json"), "{}").unwrap();
-        std::fs::write(auth.join("live/claude/credentials.json"), "live").unwrap();
-        let new = root.join(".auth.new-x");
-        std::fs::create_dir_all(new.join("claude")).unwrap();
-        std::fs::write(new.join("manifest.json"), "{\"new\":1}").unwrap();
-        (auth, new)
+    /// A home logged in to claude and codex (with a codex config), under `root`.
+    fn home(root: &Path) -> PathBuf {
+        let home = root.join("home");
+        let write = |rel: &str, text: &str| {
+            let path = home.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        let ms = (jiff::Timestamp::now().as_second() + 3600) * 1000;
+        write(".claude.json", r#"{"numStartups":1}"#);
+        write(
+            ".claude/.credentials.json",
+            &format!(
+                r#"{{"claudeAiOauth":{{"accessToken":"a","refreshToken":"r","expiresAt":{ms}}}}}"#
+            ),
+        );
+        write(
+            ".codex/auth.json",
+            r#"{"OPENAI_API_KEY":"sk-x","tokens":null}"#,
+        );
+        write(".codex/config.toml", "model = \"m\"\n");
+        home
     }
 
-    /// The swap fails after `live/` was moved into the new tree: it goes
-    /// back, and the old auth dir is exactly as it was (same inodes).
+    fn run_setup(home: &Path, auth: &Path, mode: AuthMode, agents: &[&str], trust: &[&str]) {
+        setup(&SetupOptions {
+            agents: agents.iter().map(|a| a.to_string()).collect(),
+            source_home: Some(home.to_path_buf()),
+            auth_dir: Some(auth.to_path_buf()),
+            mode: Some(mode),
+            trust: trust.iter().map(|t| t.to_string()).collect(),
+            bundle_binary: Some(home.join("no-such-binary")),
+            ..SetupOptions::default()
+        })
+        .unwrap();
+    }
+
+    fn ino(path: &Path) -> u64 {
+        std::fs::symlink_metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .ino()
+    }
+
+    /// Names in `dir` (recursively) that are caw temp names.
+    fn temps(dir: &Path) -> Vec<PathBuf> {
+        tree(dir)
+            .into_keys()
+            .filter(|p| auth_dir::temp_target(&p.file_name().unwrap().to_string_lossy()).is_some())
+            .collect()
+    }
+
+    /// Containers bind-mount `A` and `A/live` (and, in bind mode, host files
+    /// over `A/<agent>/<credential>`): a re-setup with other trust keeps
+    /// every one of those inodes, replaces the configs whole, and leaves the
+    /// host sync's log and state alone.
     #[test]
-    fn a_failed_swap_moves_live_back() {
-        let root = tempfile::tempdir().unwrap();
-        let (auth, new) = live_auth_dir(root.path());
-        let before = tree(&auth);
-        let mut swapped = false;
-        let err = install(&new, &auth, true, || {
-            swapped = true;
-            assert!(
-                new.join("live/claude/credentials.json").is_file(),
-                "not carried"
+    fn a_re_setup_keeps_the_mounted_inodes_and_the_sync_s_files() {
+        for mode in [AuthMode::Live, AuthMode::Bind] {
+            let root = tempfile::tempdir().unwrap();
+            let (home, auth) = (home(root.path()), root.path().join("auth"));
+            run_setup(&home, &auth, mode, &[], &[]);
+            std::fs::write(auth.join("sync.log"), "a line\n").unwrap();
+            std::fs::write(auth.join("sync.json"), "{}").unwrap();
+            let kept = [
+                "",
+                "claude",
+                "codex",
+                "claude/credentials.json",
+                "codex/auth.json",
+            ];
+            let mut kept: Vec<PathBuf> = kept.iter().map(|p| auth.join(p)).collect();
+            if mode == AuthMode::Live {
+                kept.extend(["live", "live/claude"].map(|p| auth.join(p)));
+            }
+            let before: Vec<u64> = kept.iter().map(|p| ino(p)).collect();
+            let config = auth.join("claude/config.json");
+            let (config_ino, config_before) = (ino(&config), std::fs::read(&config).unwrap());
+            // The host refreshed meanwhile: the snapshot follows, in place.
+            let refreshed = r#"{"OPENAI_API_KEY":"sk-new","tokens":null}"#;
+            std::fs::write(home.join(".codex/auth.json"), refreshed).unwrap();
+
+            run_setup(&home, &auth, mode, &[], &["/workspace"]);
+
+            let after: Vec<u64> = kept.iter().map(|p| ino(p)).collect();
+            assert_eq!(before, after, "{mode:?}: {kept:?}");
+            assert_ne!(ino(&config), config_ino, "{mode:?}: not replaced whole");
+            assert_ne!(std::fs::read(&config).unwrap(), config_before);
+            assert!(String::from_utf8(std::fs::read(&config).unwrap())
+                .unwrap()
+                .contains("/workspace"));
+            assert_eq!(
+                std::fs::read(auth.join("codex/auth.json")).unwrap(),
+                refreshed.as_bytes()
             );
-            assert!(!auth.join("live").exists());
-            Err(std::io::Error::other("the swap failed").into())
+            assert_eq!(std::fs::read(auth.join("sync.log")).unwrap(), b"a line\n");
+            assert_eq!(std::fs::read(auth.join("sync.json")).unwrap(), b"{}");
+            assert_eq!(temps(&auth), Vec::<PathBuf>::new(), "{mode:?}");
+            assert_eq!(
+                std::fs::read_dir(root.path()).unwrap().count(),
+                2,
+                "{mode:?}: something left beside the auth dir"
+            );
+            assert!(matches!(
+                auth_dir::check_replaceable(&auth),
+                Ok(Existing::AuthDir(_))
+            ));
+        }
+    }
+
+    /// Everything named by the old or the new manifest exists until the new
+    /// manifest is in place, which comes after every other file; what only
+    /// the old one names goes after it. Seen by inotify, in order.
+    #[test]
+    fn the_manifest_comes_after_every_file_and_before_every_removal() {
+        use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
+        let root = tempfile::tempdir().unwrap();
+        let (home, auth) = (home(root.path()), root.path().join("auth"));
+        run_setup(&home, &auth, AuthMode::Live, &["claude"], &[]);
+        let notify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+        let mask = W::IN_MOVED_TO | W::IN_DELETE | W::IN_CREATE;
+        let top = notify.add_watch(&auth, mask).unwrap();
+        let claude = notify.add_watch(&auth.join("claude"), mask).unwrap();
+
+        // codex comes, with a new directory; claude's config changes.
+        run_setup(&home, &auth, AuthMode::Live, &["claude", "codex"], &["/w"]);
+        let mut events = Vec::new();
+        while let Ok(batch) = notify.read_events() {
+            for e in batch {
+                let name = e.name.unwrap().to_string_lossy().into_owned();
+                let dir = if e.wd == top {
+                    ""
+                } else if e.wd == claude {
+                    "claude/"
+                } else {
+                    "?"
+                };
+                events.push((e.mask, format!("{dir}{name}")));
+            }
+        }
+        let moved: Vec<&str> = events
+            .iter()
+            .filter(|(m, _)| m.contains(W::IN_MOVED_TO))
+            .map(|(_, n)| n.as_str())
+            .collect();
+        assert_eq!(
+            moved,
+            [
+                "claude/config.json",
+                "codex",
+                "setup-container.sh",
+                "manifest.json"
+            ],
+            "{events:?}"
+        );
+        // The new directory holds codex's files where the manifest says.
+        for (_, file) in Manifest::load(&auth).unwrap().files() {
+            assert!(auth.join(&file.src).is_file(), "{} is missing", file.src);
+        }
+
+        // claude goes: its directory is removed after the manifest.
+        let notify2 = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+        notify2
+            .add_watch(&auth, W::IN_MOVED_TO | W::IN_DELETE)
+            .unwrap();
+        run_setup(&home, &auth, AuthMode::Live, &["codex"], &[]);
+        let mut order = Vec::new();
+        while let Ok(batch) = notify2.read_events() {
+            for e in batch {
+                let name = e.name.unwrap().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    order.push(name);
+                }
+            }
+        }
+        assert_eq!(order, ["setup-container.sh", "manifest.json", "claude"]);
+        assert!(!auth.join("claude").exists());
+        // live/ keeps what containers had (a later setup of claude finds it).
+        assert!(auth.join("live/claude/credentials.json").is_file());
+    }
+
+    /// A failure while staging leaves `A` exactly as it was; one half-way
+    /// through the renames leaves the old manifest, and every file it names,
+    /// in place, and no temp file.
+    #[test]
+    fn a_failure_leaves_the_old_auth_dir_usable() {
+        let root = tempfile::tempdir().unwrap();
+        let (home, auth) = (home(root.path()), root.path().join("auth"));
+        run_setup(&home, &auth, AuthMode::Live, &["claude"], &[]);
+        let before = tree(&auth);
+        let old_manifest = std::fs::read(auth.join(MANIFEST_FILE)).unwrap();
+
+        // Staged, then dropped (as on an error while staging).
+        let manifest = Manifest::load(&auth).unwrap();
+        let staged = [Staged {
+            agent: "claude",
+            src: "claude/config.json".into(),
+            bytes: b"{}".to_vec(),
+            mode: Mode::Private,
+            credential: false,
+        }];
+        let snapshot = Snapshot {
+            manifest: &manifest,
+            staged: &staged,
+            binary: Some(b"bin"),
+        };
+        drop(in_place::stage(&auth, &snapshot, false).unwrap());
+        assert_eq!(tree(&auth), before);
+
+        // The second rename fails: a directory stands where the new codex
+        // config goes.
+        std::fs::write(home.join(".claude.json"), r#"{"numStartups":2}"#).unwrap();
+        std::fs::create_dir_all(auth.join("codex/config.toml/x")).unwrap();
+        let err = setup(&SetupOptions {
+            agents: vec!["claude".into(), "codex".into()],
+            source_home: Some(home.clone()),
+            auth_dir: Some(auth.clone()),
+            mode: Some(AuthMode::Live),
+            bundle_binary: Some(home.join("no-such-binary")),
+            ..SetupOptions::default()
         })
         .unwrap_err();
-        assert!(swapped);
-        assert!(err.to_string().contains("the swap failed"));
-        assert_eq!(tree(&auth), before);
-        assert!(!new.join("live").exists());
+        assert!(err.to_string().contains("config.toml"), "{err}");
+        assert_eq!(
+            std::fs::read(auth.join(MANIFEST_FILE)).unwrap(),
+            old_manifest
+        );
+        let old = Manifest::load(&auth).unwrap();
+        for (_, file) in old.files() {
+            assert!(auth.join(&file.src).is_file(), "{} is gone", file.src);
+        }
+        assert!(auth.join("live/claude/credentials.json").is_file());
+        assert_eq!(temps(&auth), Vec::<PathBuf>::new());
+        assert!(matches!(
+            auth_dir::check_replaceable(&auth),
+            Ok(Existing::AuthDir(_))
+        ));
     }
 
+    /// Temp entries a killed re-setup left in `A` are caw's (teardown and
+    /// setup accept them), and the next setup removes them; the host sync's
+    /// temp state file and `live/` are not setup's to clean.
     #[test]
-    fn a_swap_carries_live_with_its_inode() {
+    fn temps_a_killed_re_setup_left_are_removed() {
         let root = tempfile::tempdir().unwrap();
-        let (auth, new) = live_auth_dir(root.path());
-        let live_ino = std::fs::metadata(auth.join("live")).unwrap().ino();
-        install(&new, &auth, true, || swap_in(&new, &auth, true)).unwrap();
+        let (home, auth) = (home(root.path()), root.path().join("auth"));
+        run_setup(&home, &auth, AuthMode::Live, &["claude"], &[]);
+        let left = [
+            ".codex.caw-Ab12Cd.tmp/auth.json",
+            ".bin.caw-Ab12Cd.tmp/caw",
+            ".live.caw-Ab12Cd.tmp/claude/credentials.json",
+            ".manifest.json.caw-Ab12Cd.tmp",
+            ".setup-container.sh.caw-Ab12Cd.tmp",
+            "claude/.config.json.caw-Ab12Cd.tmp",
+        ];
+        for rel in left {
+            let path = auth.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "{}").unwrap();
+        }
+        let others = [
+            ".sync.json.caw-Ab12Cd.tmp",
+            "live/claude/.credentials.json.caw-1.tmp",
+        ];
+        for rel in others {
+            std::fs::write(auth.join(rel), "{}").unwrap();
+        }
+        assert!(matches!(
+            auth_dir::check_replaceable(&auth),
+            Ok(Existing::AuthDir(_))
+        ));
+        run_setup(&home, &auth, AuthMode::Live, &["claude"], &[]);
+        for rel in left {
+            let top = rel.split('/').next().unwrap();
+            let path = if top.ends_with(".tmp") {
+                auth.join(top)
+            } else {
+                auth.join(rel)
+            };
+            assert!(!path.exists(), "{rel} left");
+        }
+        for rel in others {
+            assert!(auth.join(rel).exists(), "{rel} removed");
+        }
+    }
+
+    /// Live to bind: `live/` goes unless a container's guard holds its lock
+    /// on it. Bind to live: a `live/` with the host's logins appears.
+    #[test]
+    fn mode_changes_keep_a_live_dir_containers_use() {
+        use nix::fcntl::{Flock, FlockArg};
+        let root = tempfile::tempdir().unwrap();
+        let (home, auth) = (home(root.path()), root.path().join("auth"));
+        let live = auth.join("live");
+        run_setup(&home, &auth, AuthMode::Live, &[], &[]);
+        let guard = Flock::lock(std::fs::File::open(&live).unwrap(), FlockArg::LockShared).unwrap();
+        let live_ino = ino(&live);
+        run_setup(&home, &auth, AuthMode::Bind, &[], &[]);
         assert_eq!(
-            std::fs::read(auth.join("manifest.json")).unwrap(),
-            b"{\"new\":1}"
+            ino(&live),
+            live_ino,
+            "live/ removed under an attached container"
         );
+        drop(guard);
+        run_setup(&home, &auth, AuthMode::Bind, &[], &[]);
+        assert!(!live.exists());
+        run_setup(&home, &auth, AuthMode::Live, &[], &[]);
         assert_eq!(
-            std::fs::metadata(auth.join("live")).unwrap().ino(),
-            live_ino
+            std::fs::read(live.join("codex/auth.json")).unwrap(),
+            std::fs::read(home.join(".codex/auth.json")).unwrap()
         );
-        assert_eq!(
-            std::fs::read(auth.join("live/claude/credentials.json")).unwrap(),
-            b"live"
-        );
-        // The previous tree is left at `new`, without its live directory.
-        assert_eq!(std::fs::read(new.join("manifest.json")).unwrap(), b"{}");
-        assert!(!new.join("live").exists());
+        let mode = std::fs::metadata(&live).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert_eq!(temps(&auth), Vec::<PathBuf>::new());
     }
 
     #[test]

@@ -43,7 +43,7 @@ enum AuthCommand {
     DockerFlags(commands::docker_flags::Args),
     /// Keep the host credential files and the auth dir's live copies equal (foreground).
     Sync(commands::sync::Args),
-    /// Remove the auth dir (host files are never touched).
+    /// Remove the auth dir, after handing a newer login in it back to the host.
     Teardown(commands::teardown::Args),
     /// Container side: copy files into the agent's home and start the guard (run as root).
     ContainerSetup(commands::container::SetupArgs),

@@ -136,6 +136,14 @@ fn describe<'py>(py: Python<'py>, err: Error, spelling: &PySpelling) -> PyResult
                 ("links", links.into_bound_py_any(py)?),
             ],
         ),
+        Error::ContainersAttached { auth_dir, attached } => (
+            "TeardownContainersAttachedError",
+            vec![
+                ("path", auth_dir.into_bound_py_any(py)?),
+                ("containers", attached.containers.into_bound_py_any(py)?),
+                ("pids", attached.pids.into_bound_py_any(py)?),
+            ],
+        ),
         Error::InvalidManifest { path, field, .. }
         | Error::UntrustedManifestEntry { path, field, .. } => (
             "InvalidManifestError",

@@ -5,7 +5,7 @@
 //! the trusted end (A) and the live file (B) as untrusted input: anything a
 //! container wrote there is judged like any other side before it reaches
 //! the host. One runs per auth dir (a lock beside it); it reloads when
-//! `caw auth setup` replaces the auth dir, exits when the auth dir is
+//! `caw auth setup` writes a new manifest, exits when the auth dir is
 //! removed, and, when `idle_exit` is set, once no container has been
 //! attached for that long.
 
@@ -123,9 +123,12 @@ pub fn attached(live: &std::fs::File) -> bool {
     }
 }
 
-/// The auth dir's inode, to notice it being replaced.
+/// The manifest's inode, to notice a setup: a re-setup renames a new
+/// manifest into the auth dir, a first one a new auth dir into place.
 fn identity(auth_dir: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(auth_dir).ok().map(|m| (m.dev(), m.ino()))
+    std::fs::metadata(auth_dir.join(caw_auth::manifest::MANIFEST_FILE))
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn load_live(auth_dir: &Path) -> Result<Manifest, Error> {
@@ -145,7 +148,7 @@ fn gone(auth_dir: &Path) -> bool {
 }
 
 /// Whether the auth dir's manifest is missing, and still is a moment later
-/// (setup swaps whole directories, so a manifest never goes away otherwise).
+/// (setup renames a new one over it, so a manifest never goes away otherwise).
 fn manifest_gone(auth_dir: &Path) -> bool {
     let manifest = auth_dir.join(caw_auth::manifest::MANIFEST_FILE);
     if manifest.exists() {
@@ -275,10 +278,11 @@ fn watch_the_auth_dir(engine: &mut Engine, auth_dir: &Path) -> std::io::Result<(
         engine.watch_extra(parent, changes, PARENT_CHANGED)?;
     }
     // A teardown that races with us (`rm -rf`) deletes the manifest before the
-    // directory itself can go: that is as good as gone.
+    // directory itself can go: that is as good as gone. A re-setup renames a
+    // new manifest in.
     engine.watch_extra(
         auth_dir,
-        W::IN_DELETE | W::IN_MOVED_FROM | W::IN_ONLYDIR,
+        W::IN_DELETE | W::IN_MOVED_FROM | W::IN_MOVED_TO | W::IN_ONLYDIR,
         ENTRY_REMOVED,
     )
 }
@@ -287,7 +291,7 @@ fn watch_the_auth_dir(engine: &mut Engine, auth_dir: &Path) -> std::io::Result<(
 struct HostSync<'a> {
     opts: &'a HostSyncOptions,
     state: SyncState,
-    /// The auth dir's inode as last loaded.
+    /// The manifest's inode as last loaded.
     current: Option<(u64, u64)>,
     /// Since when no container has been seen.
     idle_since: Instant,
@@ -393,7 +397,7 @@ impl HostSync<'_> {
                 self.idle_since = Instant::now();
                 None
             }
-            Wake::Extra(ENTRY_REMOVED) => manifest_gone(auth_dir).then_some(Exit::AuthDirGone),
+            Wake::Extra(ENTRY_REMOVED) if manifest_gone(auth_dir) => Some(Exit::AuthDirGone),
             // The refresher's timer or a finished refresh: `after_wake` plans.
             Wake::Extra(crate::REFRESH_TIMER | crate::REFRESH_DONE) => None,
             Wake::Extra(_) => self.reload_if_replaced(engine),
@@ -416,8 +420,8 @@ impl HostSync<'_> {
         }
     }
 
-    /// After a change beside the auth dir: when `setup` swapped in a new
-    /// one, sync its credentials instead; when it is gone, exit.
+    /// After a change in or beside the auth dir: when `setup` wrote a new
+    /// manifest, sync its credentials instead; when it is gone, exit.
     fn reload_if_replaced(&mut self, engine: &mut Engine) -> Option<Exit> {
         let auth_dir = &self.opts.auth_dir;
         let now = identity(auth_dir);

@@ -36,6 +36,7 @@ from caw.auth._errors import (
     NoManifestError,
     NotAnAuthDirError,
     NoUsableAgentError,
+    TeardownContainersAttachedError,
     TeardownWouldOrphanSymlinksError,
     UnknownAgentError,
     UnsafeMountPathError,
@@ -51,6 +52,7 @@ __all__ = [
     "NoManifestError",
     "NoUsableAgentError",
     "NotAnAuthDirError",
+    "TeardownContainersAttachedError",
     "TeardownWouldOrphanSymlinksError",
     "UnknownAgentError",
     "UnsafeMountPathError",
@@ -134,9 +136,12 @@ def setup(
     caw.auth.get_docker_flags.
 
     With every agent selected, agents that are not logged in on this machine
-    are skipped with a warning on the ``caw`` logger. The new directory is
-    built beside the old one and swapped in only when complete, so a failure
-    leaves a previous auth directory as it was. When ``dest_dir`` is None,
+    are skipped with a warning on the ``caw`` logger. A new directory is
+    built beside its path and renamed into place when complete. An existing
+    one is updated in place, so that running containers keep their mounts:
+    each new file replaces its old one whole, ``manifest.json`` last, and
+    what it no longer lists is removed after it; a failure leaves the
+    previous auth directory working. When ``dest_dir`` is None,
     ``$CAW_AUTH_DIR`` is used if set.
 
     Args:
@@ -285,12 +290,19 @@ def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
 
 
 def teardown(auth_dir: Optional[StrPath] = None, force: bool = False) -> None:
-    """Remove the auth directory. Host credential files are never touched.
+    """Remove the auth directory. Host credential files are left alone, but
+    for one thing: a newer login that only the live directory holds (a
+    container refreshed while no host sync ran) is first carried to the host
+    file it belongs to, by temp file and rename, keeping its mode and owner.
+    Nothing older, logged out or of another account is ever carried, and a
+    missing host file is not created.
 
     Refuses to run if any host credential file is still a symlink into
     auth_dir (legacy state from the old symlink-based design), since
-    removing the directory would leave dangling symlinks with no backup.
-    Pass force=True to override.
+    removing the directory would leave dangling symlinks with no backup,
+    and while containers are attached to the auth directory (their guards
+    hold a lock on its ``live/``), since they would be cut off from every
+    refresh. Pass force=True to override both.
 
     A missing auth directory is not an error. A directory that is not a caw
     auth directory (its ``manifest.json`` is missing or not caw's, or it
@@ -298,12 +310,15 @@ def teardown(auth_dir: Optional[StrPath] = None, force: bool = False) -> None:
 
     Args:
         auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
-        force: Delete even if host symlinks point into auth_dir. Must be a
-            bool: ``force="false"`` is a TypeError, not a forced teardown.
+        force: Delete even if host symlinks point into auth_dir or
+            containers are attached. Must be a bool: ``force="false"`` is a
+            TypeError, not a forced teardown.
 
     Raises:
         TeardownWouldOrphanSymlinksError: If host symlinks point into the
             auth directory and force is False.
+        TeardownContainersAttachedError: If containers are attached to the
+            auth directory and force is False (a RuntimeError; it names them).
         NotAnAuthDirError: If auth_dir is not a caw auth directory.
         TypeError: If force is not a bool.
     """

@@ -31,6 +31,7 @@ __all__ = [
     "NoManifestError",
     "NoUsableAgentError",
     "NotAnAuthDirError",
+    "TeardownContainersAttachedError",
     "TeardownWouldOrphanSymlinksError",
     "UnknownAgentError",
     "UnsafeMountPathError",
@@ -91,6 +92,24 @@ class TeardownWouldOrphanSymlinksError(CawAuthError, RuntimeError):
     """
 
     links: List[Tuple[Path, Path]]
+
+
+class TeardownContainersAttachedError(CawAuthError, RuntimeError):
+    """Teardown refused: containers are attached to the auth directory.
+
+    Each running container's guard holds a lock on the auth directory's
+    ``live/``; removing it would cut them off from every refresh. Stop them,
+    or pass ``force=True`` (a newer login in ``live/`` is still carried to
+    the host first; the containers keep the login they have).
+
+    Attributes:
+        path: The auth directory.
+        containers: Short Docker container id -> the pids holding the lock in it.
+        pids: Holders of no known container.
+    """
+
+    containers: Dict[str, List[int]]
+    pids: List[int]
 
 
 class InvalidManifestError(CawAuthError, ValueError):
@@ -154,6 +173,7 @@ for _cls in (
     UnknownAgentError,
     NoUsableAgentError,
     TeardownWouldOrphanSymlinksError,
+    TeardownContainersAttachedError,
     InvalidManifestError,
     InvalidInputError,
     NotAnAuthDirError,

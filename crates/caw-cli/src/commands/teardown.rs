@@ -13,7 +13,8 @@ pub struct Args {
     /// Say what would be removed, remove nothing
     #[arg(short = 'n', long)]
     dry_run: bool,
-    /// Remove even when host files are symlinks into the auth dir
+    /// Remove even when host files are symlinks into the auth dir, or
+    /// containers are attached to it
     #[arg(short, long)]
     force: bool,
 }

@@ -64,6 +64,13 @@ fn reference_reads_an_auth_dir_we_wrote() {
     let theirs = run_reference(&bin, &env, &["auth", "docker-flags"]);
     assert_same_mounts_but_read_only(&env, &ours, &theirs);
 
+    // A re-setup writes a new manifest inside the same auth dir: 0.1.9 still reads it.
+    let out = env.auth(&["setup", "--mode", "bind", "--trust", "/workspace"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours = env.auth(&["docker-flags"]);
+    let theirs = run_reference(&bin, &env, &["auth", "docker-flags"]);
+    assert_same_mounts_but_read_only(&env, &ours, &theirs);
+
     let status = run_reference(&bin, &env, &["auth", "status"]);
     let text = stdout(&status);
     for agent in ["claude", "codex", "opencode", "gemini", "qwen"] {
@@ -102,10 +109,14 @@ fn we_read_an_auth_dir_the_reference_wrote() {
     let claude = &rows[0];
     assert_eq!(claude["token_expiry"], "valid (3h 5m remaining)");
 
-    // Our strict "is a caw auth dir" check accepts it: setup replaces it…
+    // Our strict "is a caw auth dir" check accepts it: setup updates it in
+    // place (the directory stays, for containers that mount it)…
     run_reference(&bin, &env, &["auth", "setup"]);
+    let auth_ino = inode(&env.auth);
     let out = env.auth(&["setup"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(inode(&env.auth), auth_ino);
+    assert!(env.auth(&["docker-flags"]).status.success());
     // …and teardown removes one 0.1.9 wrote.
     run_reference(&bin, &env, &["auth", "setup"]);
     let out = env.auth(&["teardown"]);

@@ -208,10 +208,83 @@ fn refuses_to_replace_a_directory_that_is_not_an_auth_dir() {
 fn rerun_replaces_the_auth_dir_in_place() {
     let env = TestEnv::full();
     env.setup();
+    let auth_ino = inode(&env.auth);
     std::fs::remove_file(env.home.join(".qwen/oauth_creds.json")).unwrap();
     env.setup();
     assert!(!env.auth.join("qwen").exists());
     assert!(env.auth.join("claude/credentials.json").exists());
+    assert_eq!(inode(&env.auth), auth_ino);
+}
+
+/// Issue 18: running containers mount `A` and `A/live` (and, in bind mode,
+/// host files over `A/<agent>/<credential>`). Whatever a re-setup changes
+/// (agents, trust, container home, mode), those inodes stay, the new
+/// manifest describes what is there, and no temp entry is left in or
+/// beside `A`.
+#[test]
+fn re_setups_of_every_kind_keep_the_mounted_inodes() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    let mounted = |env: &TestEnv| {
+        ["", "claude", "claude/credentials.json", "codex/auth.json"]
+            .map(|p| inode(&env.auth.join(p)))
+    };
+    let before = mounted(&env);
+    let live_ino = inode(&env.auth.join("live"));
+    for args in [
+        &["--trust", "/workspace"][..],
+        &["--agents", "claude,codex"],
+        &[
+            "--container-home",
+            "/home/node",
+            "--agents",
+            "claude,codex,gemini",
+        ],
+        &["--mode", "bind"],
+        &["--mode", "live", "--agents", "codex,claude"],
+    ] {
+        let mut full = vec!["setup"];
+        full.extend(args);
+        let out = env.auth(&full);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(mounted(&env), before, "{args:?}");
+        if !args.contains(&"--mode") {
+            assert_eq!(inode(&env.auth.join("live")), live_ino, "{args:?}");
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(env.auth.join("manifest.json")).unwrap())
+                .unwrap();
+        for (agent, entry) in manifest["agents"].as_object().unwrap() {
+            for file in entry["files"].as_array().unwrap() {
+                let src = file["src"].as_str().unwrap();
+                assert!(env.auth.join(src).is_file(), "{args:?}: {agent}: {src}");
+            }
+        }
+        let mut tops: Vec<String> = std::fs::read_dir(&env.auth)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "live" && n != "bin")
+            .collect();
+        tops.sort();
+        let mut expected: Vec<String> = manifest["agents"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .chain(["manifest.json".into(), "setup-container.sh".into()])
+            .collect();
+        expected.sort();
+        assert_eq!(tops, expected, "{args:?}");
+        for dir in ["claude", "codex"] {
+            let hidden: Vec<_> = std::fs::read_dir(env.auth.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .filter(|n| n.to_string_lossy().starts_with('.'))
+                .collect();
+            assert!(hidden.is_empty(), "{args:?}: {dir}: {hidden:?}");
+        }
+        assert_eq!(env.hidden_siblings(), Vec::<String>::new(), "{args:?}");
+    }
 }
 
 #[test]
@@ -570,8 +643,10 @@ fn concurrent_live_re_setups_keep_the_live_directory() {
     let env = TestEnv::full();
     assert!(env.auth(&["setup", "--mode", "live"]).status.success());
     let live_ino = inode(&env.auth.join("live"));
+    let auth_ino = inode(&env.auth);
     env.concurrent_setups(6, &["--mode", "live"]);
     assert_eq!(inode(&env.auth.join("live")), live_ino);
+    assert_eq!(inode(&env.auth), auth_ino);
     assert_eq!(env.hidden_siblings(), Vec::<String>::new());
 }
 

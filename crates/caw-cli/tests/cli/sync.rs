@@ -160,10 +160,17 @@ fn it_exits_when_idle_and_when_the_auth_dir_is_torn_down() {
         !caw_auth::host_sync::lock_path(&env.auth).exists(),
         "the lock file was left beside the auth dir"
     );
-    // Removed by hand instead: the sync notices and goes.
+    // Removed by hand instead: the sync notices and goes. (Once it has
+    // recorded its state: `sync.json` written while `rm -rf` runs would be a
+    // race of this test, not the sync's.)
     env.setup();
     let mut sync = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync holds its lock", || running(&env));
+    wait_until("the sync recorded its state", || {
+        matches!(
+            caw_auth::host_sync::status(&env.auth),
+            caw_auth::host_sync::SyncStatus::Running(Some(_))
+        )
+    });
     std::fs::remove_dir_all(&env.auth).unwrap();
     assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
     assert!(
@@ -235,6 +242,58 @@ fn docker_flags_starts_the_sync_once_unless_told_not_to() {
         "a second sync: {}",
         stderr(&out)
     );
+    // TestEnv stops it when dropped.
+}
+
+/// Issue 18: a sync started before a re-setup kept writing to the old
+/// `sync.log`, which the re-setup deleted. The auth dir now stays the same
+/// directory: the sync goes on (same pid), its log and state survive, and
+/// it follows the new manifest (an agent added by the re-setup syncs).
+#[test]
+fn a_re_setup_keeps_the_sync_its_log_and_its_state() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--agents", "codex"]).status.success());
+    let out = env
+        .caw()
+        .env_remove("CAW_NO_SYNC")
+        .args(["auth", "docker-flags", "--auth-dir"])
+        .arg(&env.auth)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = match caw_auth::host_sync::status(&env.auth) {
+        caw_auth::host_sync::SyncStatus::Running(Some(state)) => state.pid,
+        other => panic!("no sync: {other:?}"),
+    };
+    let log = env.auth.join("sync.log");
+    let log_ino = inode(&log);
+    wait_until("the sync logged its start", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("watching 1 credential"))
+    });
+
+    let out = env.auth(&["setup", "--trust", "/workspace"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    assert_eq!(inode(&log), log_ino, "sync.log was replaced");
+    wait_until("the sync logged the reload", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("set up again; reloading"))
+    });
+    match caw_auth::host_sync::status(&env.auth) {
+        caw_auth::host_sync::SyncStatus::Running(Some(state)) => assert_eq!(state.pid, pid),
+        other => panic!("the sync or its state is gone: {other:?}"),
+    }
+    // Claude came with the re-setup: a container's refresh reaches the host.
+    let refreshed = claude_login("after-re-setup", 8);
+    let live = env.auth.join("live/claude/credentials.json");
+    std::fs::write(live.with_extension("tmp"), &refreshed).unwrap();
+    std::fs::rename(live.with_extension("tmp"), &live).unwrap();
+    let host = env.home.join(".claude/.credentials.json");
+    wait_until("the refresh reached the host", || {
+        std::fs::read_to_string(&host).unwrap() == refreshed
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("watching 1 credential"), "{text}");
+    assert!(text.contains("synced"), "{text}");
     // TestEnv stops it when dropped.
 }
 

@@ -166,3 +166,96 @@ fn the_symlink_check_looks_only_at_registry_paths() {
     );
     assert!(!err.contains(".bashrc"), "{err}");
 }
+
+/// Issue 18, item 3: with the host sync down, a container refreshed into
+/// `live/` and teardown deleted that login, leaving the host the older one.
+#[test]
+fn a_newer_login_in_live_is_carried_to_the_host_first() {
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    let host = env.home.join(".claude/.credentials.json");
+    let newer = claude_credential("CONTAINER", ms_from_now(8 * 3600));
+    std::fs::write(env.auth.join("live/claude/credentials.json"), &newer).unwrap();
+    // An older gemini login stays where it is.
+    let gemini = std::fs::read(env.home.join(".gemini/oauth_creds.json")).unwrap();
+    std::fs::write(
+        env.auth.join("live/gemini/oauth_creds.json"),
+        format!(
+            r#"{{"access_token":"a","refresh_token":"r","expiry_date":{}}}"#,
+            ms_from_now(-3600)
+        ),
+    )
+    .unwrap();
+
+    let out = env.auth(&["teardown", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "would carry the newer claude login in `{}` to `{}`",
+            env.auth.join("live/claude/credentials.json").display(),
+            host.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(std::fs::read_to_string(&host).unwrap(), newer);
+
+    let out = env.auth(&["teardown"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("carried the newer claude login in"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.auth.exists());
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), newer);
+    assert_eq!(mode(&host), 0o600);
+    assert_eq!(
+        std::fs::read(env.home.join(".gemini/oauth_creds.json")).unwrap(),
+        gemini
+    );
+}
+
+/// A container's guard holds `flock(LOCK_SH)` on `live/` (here, this test
+/// process does): teardown refuses, names the holder and says how to go
+/// on; `--force` removes the auth dir anyway.
+#[test]
+fn refuses_while_a_container_is_attached_unless_forced() {
+    use nix::fcntl::{Flock, FlockArg};
+    let env = TestEnv::full();
+    assert!(env.auth(&["setup", "--mode", "live"]).status.success());
+    let live = std::fs::File::open(env.auth.join("live")).unwrap();
+    let guard = Flock::lock(live, FlockArg::LockShared).unwrap();
+    for args in [&["teardown"][..], &["teardown", "--dry-run"]] {
+        let out = env.auth(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap();
+        // `pid N`, or `container `…` (pid N)` where the tests run in one.
+        let pid = format!("pid {}", std::process::id());
+        let prefix = format!(
+            "error: refusing to remove `{}`: 1 container(s) are attached to it: ",
+            env.auth.display()
+        );
+        assert!(
+            first.starts_with(&prefix)
+                && (first.ends_with(&pid) || first.ends_with(&format!("{pid})"))),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint: stop them first")
+                && err.contains("or pass `--force` to remove it anyway"),
+            "{err}"
+        );
+        assert!(env.auth.exists());
+    }
+    let out = env.auth(&["teardown", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 container(s) are attached"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.auth.exists());
+    drop(guard);
+}

@@ -45,6 +45,7 @@ mod failures;
 mod image;
 mod live;
 mod prereqs;
+mod resetup;
 mod run;
 mod security;
 mod session;

@@ -251,19 +251,46 @@ impl Session {
     }
 
     fn setup(mut self) -> Session {
-        let mut cmd = self.env.caw();
-        cmd.args(["auth", "setup", "--mode", self.mode.as_str(), "--auth-dir"])
-            .arg(&self.env.auth);
+        let out = self.setup_command(&[]).output().unwrap();
+        assert!(out.status.success(), "setup failed: {}", stderr(&out));
+        self.after_setup(&stderr(&out));
+        self
+    }
+
+    /// `caw auth setup` of this session's auth dir in its mode, plus `args`
+    /// (with the static caw to bundle for the Rust guard).
+    pub fn setup_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("caw"));
+        cmd.env("HOME", &self.env.home)
+            .env_remove("CAW_AUTH_DIR")
+            .env_remove("CAW_STATIC_BINARY")
+            .env_remove("CAW_LOG")
+            .env("NO_COLOR", "1")
+            .current_dir(self.env.dir.path())
+            .args(["auth", "setup", "--mode", self.mode.as_str(), "--auth-dir"])
+            .arg(&self.env.auth)
+            .args(args);
         if self.guard == Guard::Rust {
             cmd.env("CAW_STATIC_BINARY", static_caw());
         }
-        let out = cmd.output().unwrap();
-        assert!(out.status.success(), "setup failed: {}", stderr(&out));
+        cmd
+    }
+
+    /// `caw auth setup` again, with `args`, while containers may run; the
+    /// auth dir prepared as after the first.
+    pub fn resetup(&mut self, args: &[&str]) {
+        let out = self.setup_command(args).output().unwrap();
+        assert!(out.status.success(), "re-setup failed: {}", stderr(&out));
+        self.after_setup(&stderr(&out));
+    }
+
+    /// After setups (`said`: what they printed): the bundled caw removed for
+    /// the shell guard, the auth dir given to the host user, its paths noted.
+    pub fn after_setup(&mut self, said: &str) {
         let bin = self.env.auth.join("bin/caw");
         assert!(
             caw_auth::bundle::is_static_linux_executable(&bin),
-            "no static bin/caw bundled; setup said: {}",
-            stderr(&out)
+            "no static bin/caw bundled; setup said: {said}"
         );
         if self.guard == Guard::Shell {
             // Every caw bundles one; the script falls back without it (an
@@ -276,7 +303,6 @@ impl Session {
             chown_tree(&self.env.auth, uid, gid);
         }
         self.auth_paths = auth_paths(&self.env.auth);
-        self
     }
 
     pub fn host(&self, rel: &str) -> PathBuf {
