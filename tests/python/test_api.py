@@ -90,10 +90,11 @@ def test_typing_files_ship_with_the_package() -> None:
     assert (pkg / "py.typed").is_file()
     stub = (pkg / "_caw.pyi").read_text()
     # Every native function is in the stub, keyword-only.
-    for name in ("setup", "get_status", "get_docker_flags", "teardown"):
+    names = ("setup", "get_status", "get_docker_flags", "teardown", "host_sync")
+    for name in names:
         assert callable(getattr(_caw, name))
         assert f"def {name}(" in stub
-    assert stub.count("*,") == 4
+    assert stub.count("*,") == len(names)
 
 
 def test_native_functions_are_keyword_only() -> None:

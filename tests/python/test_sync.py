@@ -42,7 +42,8 @@ def test_get_docker_flags_starts_the_sync_and_teardown_stops_it(
     assert alive(pid)
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         argv = f.read().split(b"\0")
-    assert argv[1:5] == [b"auth", b"sync", b"--auth-dir", os.fsencode(auth_dir)]
+    # This interpreter and package, with the refresher: `python -m caw auth sync`.
+    assert argv[1:7] == [b"-m", b"caw", b"auth", b"sync", b"--auth-dir", os.fsencode(auth_dir)]
     # It carries a container's refresh (written into live/) to the host file.
     fresher = {
         "claudeAiOauth": {
