@@ -263,20 +263,14 @@ fn plant_symlink(target: &Path, at: &Path, owner: Option<(u32, u32)>) {
     });
 }
 
-/// Make an entry with `make` beside `at` and rename it over `at`; again when
-/// the host sync removed it in between (it sweeps links and FIFOs out of
-/// `live/`, which is where most plants go).
+/// Make an entry with `make` two directories above `at` (the host sync
+/// sweeps links and FIFOs out of `live/` as soon as they appear there) and
+/// rename it over `at` in one step.
 fn plant(at: &Path, make: impl Fn(&Path)) {
-    let tmp = at.with_file_name(".planted");
-    for _ in 0..20 {
-        make(&tmp);
-        match std::fs::rename(&tmp, at) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => panic!("{}: {e}", at.display()),
-        }
-    }
-    panic!("could not plant at {}", at.display());
+    let above = at.ancestors().nth(3).expect("a path three levels deep");
+    let tmp = above.join(format!(".planted-{}", std::process::id()));
+    make(&tmp);
+    std::fs::rename(&tmp, at).unwrap_or_else(|e| panic!("{}: {e}", at.display()));
 }
 
 /// Replace the file at `at` by a FIFO, in one rename.

@@ -98,7 +98,14 @@ pub(crate) fn pairs(
             file.mode.bits(),
         )
         .create_root();
-        pairs.push(Pair::new(agent, shared, End::Dir(own), VOICE).healing_b());
+        let pair = Pair::new(agent, shared, End::Dir(own), VOICE).healing_b();
+        // Refresh tokens held on the host: the home copy is `live/`'s and
+        // nothing else; what the agent writes there never goes back.
+        pairs.push(if manifest.hold_refresh_token {
+            pair.deriving_b(|_, bytes| Some(bytes.to_vec()))
+        } else {
+            pair
+        });
     }
     Ok(pairs)
 }

@@ -347,6 +347,12 @@ sync_pair() {
     s_ok=$j_ok s_exp=$j_exp
     judge "$S/h"
     h_ok=$j_ok h_exp=$j_exp
+    # Refresh tokens held on the host (`setup --hold-refresh-token`): the
+    # shared copy is the only truth; nothing of the home's goes back.
+    if [ "$s_ok" = 1 ] && grep -q 'caw-held-on-the-host' "$S/m"; then
+        to_home "$n" "$sfile" "$hfile" "$mode"
+        return 0
+    fi
     if [ "$schg" = 1 ] && [ "$hchg" = 0 ]; then
         to=home
     elif [ "$schg" = 0 ] && [ "$hchg" = 1 ]; then

@@ -42,6 +42,7 @@ pub(crate) use for_both_guards;
 
 mod container;
 mod failures;
+mod held;
 mod image;
 mod live;
 mod prereqs;
