@@ -29,6 +29,7 @@
 //! where that is a failure. Run with `cargo test -p caw-cli --test
 //! real_agents`.
 
+mod hold;
 mod login;
 mod logout;
 mod mcp;
