@@ -18,8 +18,9 @@
 //!
 //! The host sync is the one `docker-flags` starts, with the refresher off
 //! (`CAW_NO_REFRESH`, set by `.cargo/config.toml`), except in the stampede
-//! tests: they start it themselves where the host's agents run, in the fake
-//! network, with the refresher on (and off, for the control).
+//! and hold tests: they start it themselves where the host's agents run, in
+//! the fake network, with the refresher on (and off, for the control, or
+//! until the hold tests turn it on).
 //!
 //! Needs root, Docker, nsenter/unshare, openssl, python3, tmux, and what
 //! `scripts/real-agents.sh` fetches and caches (the pinned wheels, the
@@ -29,6 +30,7 @@
 //! where that is a failure. Run with `cargo test -p caw-cli --test
 //! real_agents`.
 
+mod hold;
 mod login;
 mod logout;
 mod mcp;

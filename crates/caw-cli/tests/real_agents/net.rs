@@ -44,6 +44,8 @@ pub struct Request {
     pub unauthorized: bool,
     /// Sent by caw (its User-Agent starts with `caw/`).
     pub caw: bool,
+    /// The User-Agent header, if any.
+    pub user_agent: Option<String>,
     /// For token requests: the body's field names, in order.
     pub fields: Vec<String>,
     /// For token requests: how the request differs from the agent's
@@ -236,6 +238,7 @@ impl FakeNet {
                     revoked: s("revoked"),
                     unauthorized: v["unauthorized"].as_bool().unwrap_or(false),
                     caw: v["caw"].as_bool().unwrap_or(false),
+                    user_agent: s("user_agent"),
                     fields: strings("fields"),
                     format_problems: strings("format_problems"),
                     time: v["time"].as_f64().unwrap_or(0.0),

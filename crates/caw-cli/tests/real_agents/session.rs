@@ -242,7 +242,11 @@ impl Session {
         if !refresher {
             cmd.env("CAW_NO_REFRESH", "1");
         }
-        let log = std::fs::File::create(self.sync_log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.sync_log_path())
+            .unwrap();
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -265,6 +269,29 @@ impl Session {
             std::thread::sleep(Duration::from_millis(20));
         }
         *self.sync.lock().unwrap() = Some(child);
+    }
+
+    /// Stop the host sync [`Session::start_host_sync`] started (SIGTERM,
+    /// as `caw auth teardown` stops it) and wait for it to exit; its log is
+    /// kept (a later start appends to it).
+    pub fn stop_host_sync(&self) {
+        caw_auth::host_sync::stop(&self.auth).unwrap();
+        let Some(mut child) = self.sync.lock().unwrap().take() else {
+            panic!("no host sync started by the test to stop");
+        };
+        let exited = poll(Duration::from_secs(15), || child.try_wait().unwrap());
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the host sync did not stop:\n{}", self.sync_log());
+        }
+        assert!(
+            matches!(
+                caw_auth::host_sync::status(&self.auth),
+                caw_auth::host_sync::SyncStatus::Stopped
+            ),
+            "the host sync still runs after stopping it"
+        );
     }
 
     fn sync_log_path(&self) -> PathBuf {
