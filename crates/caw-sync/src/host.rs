@@ -474,6 +474,7 @@ impl HostSync<'_> {
         let Some(client) = self.checks.client.clone() else {
             return;
         };
+        #[cfg(feature = "refresh")]
         match crate::refresh::Refresher::new(opts, client, held, engine) {
             Ok(r) => self.refresher = Some(r),
             Err(e) => log::warn!(
