@@ -341,9 +341,12 @@ impl Checks {
             .refresh
             .as_ref()
             .map_or(RefreshOptions::default().timeout, |r| r.timeout);
-        let client = match caw_refresh::http::Client::new(timeout) {
-            Ok(c) => Some(c),
-            Err(e) => {
+        // Loading the system's CA certificates takes a moment: only when needed.
+        let needed = opts.verify || opts.refresh.is_some();
+        let client = match needed.then(|| caw_refresh::http::Client::new(timeout)) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
                 log::warn!("{} cannot reach any provider: {e}", VOICE.prefix);
                 None
             }
