@@ -7,7 +7,9 @@
 #      scratch) with `caw auth exec` as its init and the host sync running;
 #   3. a refresh on the host, written the way Claude Code writes it (temp
 #      file + rename), shows up in the container's home;
-#   4. a refresh in the container shows up in the host file;
+#   4. a refresh in the container shows up in the host file, once the
+#      provider vouches that it is the host's account (here a stand-in for
+#      Claude's profile endpoint on loopback, since the tokens are made up);
 #   5. `caw auth status`, then teardown.
 #
 # Touches neither your ~ nor your ~/.caw (nor examples/home): HOME, the host
@@ -23,8 +25,10 @@ cargo build --quiet -p caw-cli
 caw="$PWD/target/debug/caw"
 work=$(mktemp -d "${TMPDIR:-/tmp}/caw-demo.XXXXXX")
 name="caw-demo-$$"
+profile_pid=
 cleanup() {
     docker rm -f "$name" >/dev/null 2>&1 || true
+    [ -z "$profile_pid" ] || kill "$profile_pid" 2>/dev/null || true
     env -u CAW_AUTH_DIR HOME="$work/home" "$caw" auth teardown --auth-dir "$work/auth" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -32,10 +36,36 @@ trap cleanup EXIT
 cp -a examples/home "$work/home"
 auth="$work/auth"
 
+# Claude's profile endpoint, as the host sync asks it before a container's
+# login reaches the host: the example account for the container's token, 401
+# for anything else. On loopback, for the demo's made-up tokens only.
+python3 - "$work/profile-port" <<'PY' &
+import http.server, json, sys
+class Profile(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get("Authorization") == "Bearer sk-ant-oat01-CONTAINER-REFRESH"
+        body = json.dumps({"account": {"uuid": "00000000-0000-0000-0000-000000000000"}}
+                          if ok else {"error": "authentication_error"}).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Profile)
+open(sys.argv[1] + ".tmp", "w").write(str(server.server_port))
+__import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+server.serve_forever()
+PY
+profile_pid=$!
+for _ in $(seq 50); do [ -s "$work/profile-port" ] && break; sleep 0.1; done
+profile_url="http://127.0.0.1:$(cat "$work/profile-port")/api/oauth/profile"
+
 # A throwaway HOME and no CAW_AUTH_DIR, so nothing can fall back to your real ones.
 caw() {
     echo "\$ caw $*" >&2
-    env -u CAW_AUTH_DIR -u CAW_NO_SYNC HOME="$work/home" "$caw" "$@"
+    env -u CAW_AUTH_DIR -u CAW_NO_SYNC -u CAW_NO_VERIFY HOME="$work/home" \
+        CAW_CLAUDE_PROFILE_URL="$profile_url" "$caw" "$@"
 }
 say() { printf '\n# %s\n' "$*"; }
 expires() { { cat; echo; } | sed -n 's/.*"expiresAt":\([0-9]*\).*/expiresAt \1/p'; }
@@ -75,7 +105,7 @@ done
 echo "the container's login now:"
 in_container cat /home/node/.claude/.credentials.json | expires
 
-say "4. the agent in the container refreshes it"
+say "4. the agent in the container refreshes it; the host takes it once the provider vouches for it"
 latest=$(( later + 3600 * 1000 ))
 in_container sh -c "printf '{\"claudeAiOauth\":{\"accessToken\":\"sk-ant-oat01-CONTAINER-REFRESH\",\"refreshToken\":\"sk-ant-ort01-CONTAINER-REFRESH\",\"expiresAt\":$latest,\"scopes\":[\"user:inference\"],\"subscriptionType\":\"pro\"}}' > /home/node/.claude/.credentials.json.tmp && /bin/busybox mv /home/node/.claude/.credentials.json.tmp /home/node/.claude/.credentials.json"
 for _ in $(seq 50); do

@@ -26,9 +26,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         default=os.environ.get("CAW_NO_REFRESH", "") not in ("", "0", "false"),
     )
+    sync.add_argument(
+        "--no-verify",
+        action="store_true",
+        default=os.environ.get("CAW_NO_VERIFY", "") not in ("", "0", "false"),
+        help="take containers' Claude and Codex logins without asking the provider whose they are",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    _caw.host_sync(auth_dir=args.auth_dir, idle_exit=max(args.idle_exit, 0), refresh=not args.no_refresh)
+    _caw.host_sync(
+        auth_dir=args.auth_dir,
+        idle_exit=max(args.idle_exit, 0),
+        refresh=not args.no_refresh,
+        verify=not args.no_verify,
+    )
     return 0
 
 

@@ -118,6 +118,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # A host sync a test starts refreshes nothing unless the test points it
     # at a loopback fake: no test may reach a real token endpoint.
     monkeypatch.setenv("CAW_NO_REFRESH", "1")
+    monkeypatch.setenv("CAW_NO_VERIFY", "1")
     return home
 
 

@@ -98,7 +98,11 @@ pub(crate) fn pairs(
             file.mode.bits(),
         )
         .create_root();
-        let pair = Pair::new(agent, shared, End::Dir(own), VOICE).healing_b();
+        let mut pair = Pair::new(agent, shared, End::Dir(own), VOICE).healing_b();
+        if manifest.mode == AuthMode::Live {
+            // The host sync writes `live/` after judging what containers put there.
+            pair = pair.judged_by_a();
+        }
         // Refresh tokens held on the host: the home copy is `live/`'s and
         // nothing else; what the agent writes there never goes back.
         pairs.push(if manifest.hold_refresh_token {

@@ -134,12 +134,13 @@ mod _caw {
     /// stop signal, the auth dir's removal, or `idle_exit` seconds without a
     /// container (0: never). Returns why it ended.
     #[pyfunction]
-    #[pyo3(signature = (*, auth_dir=None, idle_exit=600, refresh=true))]
+    #[pyo3(signature = (*, auth_dir=None, idle_exit=600, refresh=true, verify=true))]
     fn host_sync(
         py: Python<'_>,
         auth_dir: Option<PathBuf>,
         idle_exit: u64,
         refresh: bool,
+        verify: bool,
     ) -> PyResult<String> {
         let auth_dir = caw_auth::auth_dir::resolve(auth_dir.as_deref())
             .map_err(|e| to_py_err(py, e, &OTHER))?;
@@ -149,6 +150,7 @@ mod _caw {
             check_every: std::time::Duration::from_secs(30),
             refresh: refresh.then(caw_sync::host::RefreshOptions::default),
             log_limit: caw_auth::host_sync::LOG_LIMIT,
+            verify,
         };
         let exit = py
             .detach(|| caw_sync::host::run(&opts))

@@ -94,6 +94,23 @@ impl Client {
             .header("Content-Type", request.content_type)
             .header("Accept", "application/json")
             .send(&request.body[..]);
+        answer(sent)
+    }
+
+    /// `GET` `url` with `headers` (an `Authorization` among them is sent,
+    /// never logged).
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.agent.get(url).header("Accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request.call())
+    }
+}
+
+/// Read a response, bounded, or sort its failure.
+fn answer(sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    {
         let mut response = match sent {
             Ok(r) => r,
             Err(e) => return failure(e),

@@ -34,6 +34,7 @@ mod agents;
 pub mod http;
 pub mod lock;
 mod protocol;
+pub mod vouch;
 
 pub use protocol::{
     classify, AnswerError, Encoding, Field, HostLock, Outcome, Protocol, Request, MARGIN,

@@ -338,7 +338,7 @@ fn error_code(body: &[u8]) -> String {
 }
 
 /// An endpoint override: `https://…`, or `http://…` on a loopback address.
-fn check_override(url: &str) -> Result<String, String> {
+pub(crate) fn check_override(url: &str) -> Result<String, String> {
     let uri: ureq::http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
     let host = uri.host().unwrap_or("");
     match uri.scheme_str() {

@@ -87,6 +87,12 @@ pub enum Why {
     /// The destination had been replaced by an older login: the newer one
     /// is carried back over it.
     KeepNewest,
+    /// A replaced B's login, which it had held, with an older one: the
+    /// judge of B's logins refused it (see [`Context::a_judges`]).
+    Overruled,
+    /// B's login was refused by the host sync's check with the provider:
+    /// A is put back over it.
+    Unvouched,
 }
 
 /// Why nothing is done now.
@@ -103,6 +109,10 @@ pub enum Hold {
     /// agent's tokens live, or none against one that states it: a planted
     /// login, which never replaces a real one.
     Implausible(Side),
+    /// The side that changed holds a login the provider has not vouched for
+    /// yet (the host sync asks it before a container's login reaches the
+    /// host; see `caw_refresh::vouch`): nothing moves until it answers.
+    Unvouched(Side),
 }
 
 /// What a side is waiting for.
@@ -151,6 +161,12 @@ pub struct Context<'a> {
     /// that lost a refresh race must not stay logged out while the shared
     /// login is good). On the host a logout stays.
     pub heal_b: bool,
+    /// A is written by a sync that judges B before it takes it (the live
+    /// file, for a container's guard in live mode). When A replaces a login
+    /// it held with an older one, that is its verdict (a refused or foreign
+    /// login put right from the host), and B follows it instead of pushing
+    /// the newer-looking login back.
+    pub a_judges: bool,
 }
 
 /// Decide what to do with a pair.
@@ -160,6 +176,7 @@ pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
         b_quiet,
         b_shared,
         heal_b,
+        a_judges,
     } = ctx;
     let copy = |from, why| Action::Copy { from, why };
     let ca = match a {
@@ -212,6 +229,10 @@ pub fn decide(a: &Observed, b: &Observed, ctx: Context<'_>) -> Action {
         return Action::Hold(Hold::Implausible(from));
     }
     if dst.usable && dst.freshness.is_fresher_than(&src.freshness) {
+        // A took B's login back (B unchanged since A held it): its verdict.
+        if from == Side::A && why == Why::Changed && a_judges {
+            return copy(Side::A, Why::Overruled);
+        }
         return copy(from.other(), Why::KeepNewest);
     }
     copy(from, why)
@@ -294,6 +315,7 @@ mod tests {
                 b_quiet,
                 b_shared: false,
                 heal_b: false,
+                a_judges: false,
             },
         )
     }
@@ -421,6 +443,7 @@ mod tests {
                 b_quiet: false,
                 b_shared: true,
                 heal_b: false,
+                a_judges: false,
             };
             decide(a, b, ctx)
         }
@@ -459,6 +482,7 @@ mod tests {
                 b_quiet: quiet,
                 b_shared: false,
                 heal_b: true,
+                a_judges: false,
             };
             decide(a, b, ctx)
         }
@@ -474,5 +498,46 @@ mod tests {
         for (name, a, b, quiet, want) in cases {
             assert_eq!(guard(a, b, Some(&last), *quiet), *want, "case: {name}");
         }
+    }
+
+    #[test]
+    fn a_container_follows_the_live_file_when_it_takes_a_login_back() {
+        // The guard in live mode: the host sync refused what the container
+        // pushed (another account, a token the provider does not know) and
+        // put the host's login back into live/.
+        fn guard(a: &Observed, b: &Observed, last: Option<&Digest>) -> Action {
+            let ctx = Context {
+                last,
+                b_quiet: false,
+                b_shared: false,
+                heal_b: true,
+                a_judges: true,
+            };
+            decide(a, b, ctx)
+        }
+        let pushed = Digest::of(b"b");
+        #[rustfmt::skip]
+        let cases: &[(&str, Observed, Observed, Option<&Digest>, Action)] = &[
+            ("live took it back", cred(b'a', 100), cred(b'b', 200), Some(&pushed), copy(A, Overruled)),
+            // The agent's own newer login still goes up, and an older one
+            // written by the agent still gets the newer back.
+            ("the agent refreshed", cred(b'a', 100), cred(b'b', 200), Some(&Digest::of(b"a")), copy(B, Changed)),
+            ("the agent wrote an older one", cred(b'a', 200), cred(b'b', 100), Some(&Digest::of(b"a")), copy(A, KeepNewest)),
+            ("both changed", cred(b'a', 100), cred(b'b', 200), Some(&Digest::of(b"z")), copy(B, Newer)),
+        ];
+        for (name, a, b, last, want) in cases {
+            assert_eq!(guard(a, b, *last), *want, "case: {name}");
+        }
+        // Without a judge (bind mode: A is the host file itself) the newer
+        // login goes back, as ever.
+        let ctx = Context {
+            last: Some(&pushed),
+            heal_b: true,
+            ..Context::default()
+        };
+        assert_eq!(
+            decide(&cred(b'a', 100), &cred(b'b', 200), ctx),
+            copy(B, KeepNewest)
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 use std::os::fd::AsFd as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caw_auth::host_sync::{self, SyncLock, SyncState, SyncStatus};
@@ -21,7 +22,7 @@ use caw_auth::{trusted, Error};
 use nix::sys::inotify::AddWatchFlags as W;
 
 use crate::side::{DirFile, End, HostFile};
-use crate::{Engine, Pair, StopSignals, Voice, Wake};
+use crate::{Admission, Engine, Pair, StopSignals, Voice, Wake};
 
 /// A live copy that went missing is restored from the host after this long
 /// (see [`Pair::patient_restores`]).
@@ -47,6 +48,9 @@ pub struct HostSyncOptions {
     pub refresh: Option<RefreshOptions>,
     /// Empty its log (stderr, when a file) once it grows past this many bytes.
     pub log_limit: u64,
+    /// Ask the agent's provider before a container's login reaches the host
+    /// (see `caw_refresh::vouch`); `false`: `--no-verify`.
+    pub verify: bool,
 }
 
 /// How the refresher behaves (see `caw_sync::refresh`).
@@ -83,7 +87,13 @@ pub enum Exit {
 /// One pair per credential: the host file (by the agent registry's path
 /// under the recorded host home or config dir, never a path the manifest
 /// spells out: see [`caw_auth::trusted`]) and its live copy.
-pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Error> {
+///
+/// `admission`, when given, is asked before a live copy reaches a host file.
+pub fn host_pairs(
+    manifest: &Manifest,
+    auth_dir: &Path,
+    admission: Option<&Arc<dyn Admission>>,
+) -> Result<Vec<Pair>, Error> {
     let live = auth_dir.join(LIVE_DIR);
     Ok(trusted::credentials(manifest, auth_dir)?
         .into_iter()
@@ -99,6 +109,10 @@ pub fn host_pairs(manifest: &Manifest, auth_dir: &Path) -> Result<Vec<Pair>, Err
             )
             .patient_restores(RESTORE_LIVE_AFTER)
             .shared_b();
+            let pair = match admission {
+                Some(a) => pair.admitting(Arc::clone(a)),
+                None => pair,
+            };
             if manifest.hold_refresh_token {
                 // Containers only ever get the host's login, refresh tokens held back.
                 pair.deriving_b(caw_auth::credential::hold)
@@ -206,7 +220,8 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         return Ok(Exit::AlreadyRunning(pid));
     };
     let manifest = load_live(auth_dir)?;
-    let mut engine = Engine::new(host_pairs(&manifest, auth_dir)?)?;
+    let checks = Checks::new(opts);
+    let mut engine = Engine::new(host_pairs(&manifest, auth_dir, checks.admission())?)?;
     // Opened before `live/` is watched for opens, so this one is not taken for a container.
     let live = std::fs::File::open(auth_dir.join(LIVE_DIR)).ok();
     watch_the_auth_dir(&mut engine, auth_dir)?;
@@ -225,7 +240,9 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         #[cfg(feature = "refresh")]
         refresher: None,
         live_ctime: None,
+        checks,
     };
+    sync.checks.register(&mut engine);
     sync.start_refresher(&mut engine, manifest.hold_refresh_token);
     host_sync::write_state(auth_dir, &sync.state)?;
     sweep_live(auth_dir);
@@ -303,6 +320,138 @@ struct HostSync<'a> {
     /// `live/`'s change time at the last sweep (read through `live`, which
     /// opens nothing).
     live_ctime: Option<(i64, i64)>,
+    /// The HTTP client and the provider checks.
+    checks: Checks,
+}
+
+/// What the sync asks providers with: the refresher's client, and the gate
+/// a container's login passes before it reaches the host.
+struct Checks {
+    #[cfg(feature = "refresh")]
+    client: Option<caw_refresh::http::Client>,
+    #[cfg(feature = "refresh")]
+    gate: Option<(Arc<crate::vouch::Gate>, crate::vouch::GateWake)>,
+    admission: Option<Arc<dyn Admission>>,
+}
+
+impl Checks {
+    #[cfg(feature = "refresh")]
+    fn new(opts: &HostSyncOptions) -> Checks {
+        let timeout = opts
+            .refresh
+            .as_ref()
+            .map_or(RefreshOptions::default().timeout, |r| r.timeout);
+        // Loading the system's CA certificates takes a moment: only when needed.
+        let needed = opts.verify || opts.refresh.is_some();
+        let client = match needed.then(|| caw_refresh::http::Client::new(timeout)) {
+            None => None,
+            Some(Ok(c)) => Some(c),
+            Some(Err(e)) => {
+                log::warn!("{} cannot reach any provider: {e}", VOICE.prefix);
+                None
+            }
+        };
+        let gate = match (&client, opts.verify) {
+            (_, false) => {
+                log::warn!(
+                    "{} not asking providers about containers' logins (--no-verify): a \
+                     container can put a login of another account on the host",
+                    VOICE.prefix
+                );
+                None
+            }
+            (Some(c), true) => match crate::vouch::Gate::new(c.clone()) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    log::warn!("{} cannot start the provider checks: {e}", VOICE.prefix);
+                    None
+                }
+            },
+            (None, true) => {
+                log::warn!(
+                    "{} containers' claude and codex logins will not reach the host: caw \
+                     cannot ask their provider (`--no-verify` takes them unchecked)",
+                    VOICE.prefix
+                );
+                None
+            }
+        };
+        let admission = match (&gate, opts.verify) {
+            (Some((g, _)), _) => Some(Arc::clone(g) as Arc<dyn Admission>),
+            // Verification asked for but impossible: nothing from a
+            // container reaches the host of the agents caw can vouch for.
+            (None, true) => Some(Arc::new(NoProvider) as Arc<dyn Admission>),
+            (None, false) => None,
+        };
+        Checks {
+            client,
+            gate,
+            admission,
+        }
+    }
+
+    #[cfg(not(feature = "refresh"))]
+    fn new(opts: &HostSyncOptions) -> Checks {
+        if opts.verify {
+            log::warn!(
+                "{} this build of caw cannot ask providers: containers' claude and codex \
+                 logins will not reach the host (`--no-verify` takes them unchecked)",
+                VOICE.prefix
+            );
+        }
+        Checks {
+            admission: opts
+                .verify
+                .then(|| Arc::new(NoProvider) as Arc<dyn Admission>),
+        }
+    }
+
+    fn admission(&self) -> Option<&Arc<dyn Admission>> {
+        self.admission.as_ref()
+    }
+
+    /// Let the gate's answers wake the engine.
+    fn register(&self, engine: &mut Engine) {
+        #[cfg(feature = "refresh")]
+        if let Some((_, wake)) = &self.gate {
+            match wake.fd() {
+                Ok(fd) => engine.add_source(fd, crate::VOUCH_DONE),
+                Err(e) => log::warn!("{} cannot watch the provider checks: {e}", VOICE.prefix),
+            }
+        }
+        #[cfg(not(feature = "refresh"))]
+        let _ = engine;
+    }
+
+    /// After an answer came: empty the wake-ups.
+    fn answered(&self) {
+        #[cfg(feature = "refresh")]
+        if let Some((_, wake)) = &self.gate {
+            wake.drain();
+        }
+    }
+}
+
+/// The admission when no provider can be asked (no client, or a build
+/// without one): the logins of agents caw would vouch for stay off the host,
+/// and in `live/`, as when the provider does not answer.
+#[derive(Debug)]
+struct NoProvider;
+
+impl Admission for NoProvider {
+    fn admit(
+        &self,
+        agent: &'static caw_auth::agents::Agent,
+        _: &[u8],
+        _: &[u8],
+        _: &Path,
+    ) -> crate::Admit {
+        if matches!(agent.name, "claude" | "codex") {
+            crate::Admit::Wait(None)
+        } else {
+            crate::Admit::Yes
+        }
+    }
 }
 
 impl HostSync<'_> {
@@ -325,7 +474,11 @@ impl HostSync<'_> {
             return;
         };
         #[cfg(feature = "refresh")]
-        match crate::refresh::Refresher::new(opts, held, engine) {
+        let Some(client) = self.checks.client.clone() else {
+            return;
+        };
+        #[cfg(feature = "refresh")]
+        match crate::refresh::Refresher::new(opts, client, held, engine) {
             Ok(r) => self.refresher = Some(r),
             Err(e) => log::warn!(
                 "{} cannot refresh logins ({e}); the agents refresh them themselves",
@@ -400,6 +553,12 @@ impl HostSync<'_> {
             Wake::Extra(ENTRY_REMOVED) if manifest_gone(auth_dir) => Some(Exit::AuthDirGone),
             // The refresher's timer or a finished refresh: `after_wake` plans.
             Wake::Extra(crate::REFRESH_TIMER | crate::REFRESH_DONE) => None,
+            // A provider answered about a container's login: look again.
+            Wake::Extra(crate::VOUCH_DONE) => {
+                self.checks.answered();
+                engine.sync_all();
+                None
+            }
             Wake::Extra(_) => self.reload_if_replaced(engine),
             Wake::Tick if self.live.as_ref().is_some_and(attached) => {
                 self.idle_since = Instant::now();
@@ -429,7 +588,7 @@ impl HostSync<'_> {
             return None;
         }
         self.current = now;
-        match load_live(auth_dir).and_then(|m| host_pairs(&m, auth_dir)) {
+        match load_live(auth_dir).and_then(|m| host_pairs(&m, auth_dir, self.checks.admission())) {
             Ok(pairs) => {
                 log::info!("{} the auth dir was set up again; reloading", VOICE.prefix);
                 engine.set_pairs(pairs);

@@ -29,10 +29,12 @@ mod pair;
 pub mod refresh;
 pub mod side;
 mod signals;
+#[cfg(feature = "refresh")]
+pub mod vouch;
 
 pub use decide::decide;
 pub use engine::{Engine, Wake, MAX_DELAY, QUIET};
-pub use pair::{observe, Outcome, Pair, Voice, REPAIR_AFTER};
+pub use pair::{observe, Admission, Admit, Outcome, Pair, Voice, REPAIR_AFTER};
 pub use signals::StopSignals;
 
 /// The host sync's hook ids for the refresher's timer and its finished
@@ -40,3 +42,5 @@ pub use signals::StopSignals;
 pub const REFRESH_TIMER: u32 = 100;
 /// See [`REFRESH_TIMER`].
 pub const REFRESH_DONE: u32 = 101;
+/// The host sync's hook id for a provider's answer about a container's login.
+pub const VOUCH_DONE: u32 = 102;

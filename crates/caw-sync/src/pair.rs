@@ -5,6 +5,8 @@
 //! decision, the only code that writes. A write that finds its destination
 //! changed since it was read commits nothing, and the pair is decided again.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caw_auth::agents::Agent;
@@ -50,6 +52,25 @@ pub enum Outcome {
     Failed,
 }
 
+/// Whether a login from B may be copied over A: the host sync asks the
+/// agent's provider before a container's login reaches a host file.
+pub trait Admission: std::fmt::Debug + Send + Sync {
+    /// Whether B's `bytes` may replace A's (`a`, at `a_path`).
+    fn admit(&self, agent: &'static Agent, bytes: &[u8], a: &[u8], a_path: &Path) -> Admit;
+}
+
+/// An [`Admission`]'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admit {
+    /// Copy it.
+    Yes,
+    /// Not yet: the answer is pending (the pair is stepped again when it
+    /// comes), or, with an instant, look again then.
+    Wait(Option<Instant>),
+    /// Never: put A back over B (why, for the log).
+    No(String),
+}
+
 /// A credential and its two ends.
 #[derive(Debug)]
 pub struct Pair {
@@ -79,6 +100,12 @@ pub struct Pair {
     /// B is never a side of its own but this function of A (a copy with
     /// the refresh tokens held back): nothing of B ever reaches A.
     derive_b: Option<Derive>,
+    /// Whether A judges B's logins (see [`Context::a_judges`]).
+    a_judges: bool,
+    /// Asked before B's login replaces A's.
+    admission: Option<Arc<dyn Admission>>,
+    /// The B last refused by the admission (said once).
+    refused: Option<Digest>,
 }
 
 /// How B is made from A's bytes (`None`: A is not a credential object).
@@ -101,7 +128,23 @@ impl Pair {
             heal_b: false,
             healed_from: None,
             derive_b: None,
+            a_judges: false,
+            admission: None,
+            refused: None,
         }
+    }
+
+    /// A is written by a sync that judges B (the live file, for a guard in
+    /// live mode): see [`Context::a_judges`].
+    pub fn judged_by_a(mut self) -> Self {
+        self.a_judges = true;
+        self
+    }
+
+    /// Ask `admission` before B's login replaces A's.
+    pub fn admitting(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// B is `derive(A)` and nothing else: whatever is written to B is put
@@ -173,8 +216,38 @@ impl Pair {
                 b_quiet: quiet,
                 b_shared: self.b_shared,
                 heal_b,
+                a_judges: self.a_judges,
             };
-            match decide(&oa, &ob, ctx) {
+            let mut action = decide(&oa, &ob, ctx);
+            if let (Action::Copy { from: Side::B, .. }, Some(gate), Look::File(b), Look::File(a)) =
+                (action, self.admission.as_ref(), &lb, &la)
+            {
+                match gate.admit(self.agent, b, a, &self.a.path()) {
+                    Admit::Yes => {}
+                    Admit::Wait(at) => {
+                        let hold = Hold::Unvouched(Side::B);
+                        self.report(hold);
+                        return (Outcome::Held(hold), at);
+                    }
+                    Admit::No(why) => {
+                        let digest = Digest::of(b);
+                        if self.refused != Some(digest) {
+                            self.refused = Some(digest);
+                            log::warn!(
+                                "{} not syncing {} -> {}: {why}; putting the host's login back",
+                                self.voice.prefix,
+                                self.b.path().display(),
+                                self.a.path().display()
+                            );
+                        }
+                        action = Action::Copy {
+                            from: Side::A,
+                            why: Why::Unvouched,
+                        };
+                    }
+                }
+            }
+            match action {
                 Action::InSync => {
                     self.last = oa.credential().map(|c| c.digest);
                     self.settle();
@@ -259,9 +332,11 @@ impl Pair {
                 self.settle();
                 return Outcome::InSync;
             }
-            let why = match lb {
+            let why = match &lb {
                 Look::Missing => Why::Restore,
                 Look::Symlink => Why::ReplaceSymlink,
+                // B still holds what was last written there: A moved on.
+                Look::File(b) if self.last == Some(Digest::of(b)) => Why::Changed,
                 _ if self.last.is_some() => Why::Repair,
                 _ => Why::Changed,
             };
@@ -303,6 +378,8 @@ impl Pair {
             Why::ReplaceSymlink => " (replaced a symlink)".into(),
             Why::Repair => " (repaired: it stayed incomplete, unreadable or logged out)".into(),
             Why::KeepNewest => " (it had been replaced by an older login)".into(),
+            Why::Overruled => " (the host sync did not take the login written here)".into(),
+            Why::Unvouched => " (put back: the provider did not vouch for the login there)".into(),
             Why::Changed | Why::Newer => String::new(),
         };
         log::info!(
@@ -331,6 +408,12 @@ impl Pair {
             Hold::Implausible(s) => log::warn!(
                 "{p} not syncing {} -> {}: its expiry is missing or further ahead than {}'s \
                  tokens ever live (a planted login); the other side keeps its login",
+                path(s),
+                path(s.other()),
+                self.agent.name
+            ),
+            Hold::Unvouched(s) => log::info!(
+                "{p} not syncing {} -> {} yet: waiting for {}'s provider to vouch for the login",
                 path(s),
                 path(s.other()),
                 self.agent.name

@@ -101,8 +101,12 @@ pub struct Refresher {
 impl Refresher {
     /// A refresher whose timer and completion wake `engine`.
     /// `held`: containers get logins without their refresh token.
-    pub fn new(opts: RefreshOptions, held: bool, engine: &mut Engine) -> std::io::Result<Self> {
-        let client = Client::new(opts.timeout).map_err(std::io::Error::other)?;
+    pub fn new(
+        opts: RefreshOptions,
+        client: Client,
+        held: bool,
+        engine: &mut Engine,
+    ) -> std::io::Result<Self> {
         let timer = TimerFd::new(
             ClockId::CLOCK_REALTIME,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,

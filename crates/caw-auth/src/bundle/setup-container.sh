@@ -369,7 +369,9 @@ sync_pair() {
     if [ "$to" = home ]; then
         if [ "$s_ok" = 0 ] && [ "$h_ok" = 1 ]; then
             report "$n" outhome "warning: not syncing $sfile -> $hfile: it holds no usable login (a logout or a refused refresh); it stays where it was written"
-        elif older "$s_exp" "$h_exp"; then
+        elif older "$s_exp" "$h_exp" && ! { [ "$MODE" = live ] && [ "$hchg" = 0 ]; }; then
+            # (In live mode, live/ taking back a login it held is the host
+            # sync's verdict on it: the home follows.)
             report "$n" downhome "warning: not syncing $sfile -> $hfile: its token expires before the one already there"
         else
             to_home "$n" "$sfile" "$hfile" "$mode"

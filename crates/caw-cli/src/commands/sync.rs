@@ -21,6 +21,11 @@ pub struct Args {
     /// Do not refresh logins ahead of the agents (they refresh themselves)
     #[arg(long, env = "CAW_NO_REFRESH", value_parser = clap::builder::FalseyValueParser::new())]
     no_refresh: bool,
+    /// Take containers' Claude and Codex logins without asking the provider
+    /// whose they are (a container can then put another account's login,
+    /// or a made-up one, on the host)
+    #[arg(long, env = "CAW_NO_VERIFY", value_parser = clap::builder::FalseyValueParser::new())]
+    no_verify: bool,
     /// After a failed refresh, wait this long before the next try (doubling, up to 600)
     #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
     refresh_backoff: u64,
@@ -37,10 +42,18 @@ Refreshes: the sync refreshes each login 5 minutes before its agent would, \
 with the agent's own request to the agent's own token endpoint, so that the \
 host and the containers never spend the same refresh token twice.
 
+Provider checks: before a Claude or Codex login that a container wrote \
+reaches the host, the sync asks the provider whose it is (Claude: the \
+profile endpoint with its access token; Codex: its tokens' signatures \
+against OpenAI's published keys). Another account's login, or one the \
+provider does not know, is refused and the host's login is put back into \
+live/; with no answer, it waits and asks again.
+
 For tests only: CAW_<AGENT>_TOKEN_URL (CAW_CLAUDE_TOKEN_URL, \
 CAW_CODEX_TOKEN_URL, CAW_GEMINI_TOKEN_URL, CAW_QWEN_TOKEN_URL, \
 CAW_OPENCODE_TOKEN_URL) points an agent's refreshes at another endpoint \
-(plain http only on a loopback address); SSL_CERT_FILE names the CA \
+(plain http only on a loopback address), and so do CAW_CLAUDE_PROFILE_URL \
+and CAW_CODEX_JWKS_URL for the provider checks; SSL_CERT_FILE names the CA \
 certificates to trust.";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -54,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             timeout: Duration::from_secs(args.refresh_timeout.max(1)),
         }),
         log_limit: args.log_limit,
+        verify: !args.no_verify,
     };
     if let Exit::AlreadyRunning(pid) = caw_sync::host::run(&opts)? {
         let pid = pid.map_or_else(String::new, |p| format!(" (pid {p})"));

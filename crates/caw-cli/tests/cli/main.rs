@@ -14,3 +14,4 @@ mod status;
 mod sync;
 mod teardown;
 mod util;
+mod vouch;

@@ -45,6 +45,8 @@ mod failures;
 mod held;
 mod image;
 mod live;
+#[path = "../support/oauth.rs"]
+mod oauth;
 mod prereqs;
 mod resetup;
 mod run;
@@ -59,3 +61,4 @@ mod sync;
 #[path = "../cli/util.rs"]
 #[allow(dead_code)]
 mod util;
+mod vouch;

@@ -315,7 +315,21 @@ impl Session {
     /// In live mode this also starts the host sync, as for a user; teardown
     /// (or the auth dir going away) stops it.
     pub fn flags(&self, format: &str) -> Vec<String> {
+        self.flags_with(format, &[], &[])
+    }
+
+    /// [`Session::flags`], the host sync it starts given `env` and without `unset`.
+    pub fn flags_with(
+        &self,
+        format: &str,
+        env: &[(String, String)],
+        unset: &[&str],
+    ) -> Vec<String> {
         let mut cmd = self.env.caw();
+        for var in unset {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env_remove("CAW_NO_SYNC")
             .args(["auth", "docker-flags", "--format", format, "--auth-dir"])
             .arg(&self.env.auth);

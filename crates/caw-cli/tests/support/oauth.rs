@@ -5,6 +5,12 @@
 //! counts every request and checks its body against what each agent's CLI
 //! sends (content type, fields, client id).
 //!
+//! It is also the providers' identity endpoints the host sync asks before a
+//! container's login reaches the host: Claude's profile (`GET
+//! /claude/profile` with a bearer access token: the account it was issued
+//! to, or 401) and OpenAI's signing keys (`GET /codex/jwks`: the public half
+//! of a throw-away RSA key that signs every Codex token issued here).
+//!
 //! Plain HTTP on 127.0.0.1 (caw accepts `http` overrides only on loopback).
 #![allow(dead_code)]
 
@@ -40,7 +46,14 @@ struct State {
     fail_next: u32,
     /// `expires_in` of Claude-style answers, when not Claude's 8 hours.
     expires_in: Option<u64>,
+    /// family → the account its tokens belong to.
+    accounts: HashMap<u64, String>,
+    /// Access tokens issued (or registered) → their account.
+    access: HashMap<String, String>,
 }
+
+/// The account of a family granted without one.
+pub const ACCOUNT: &str = "acct-1";
 
 /// The server; stops when dropped.
 pub struct FakeOAuth {
@@ -77,14 +90,48 @@ impl FakeOAuth {
             .collect()
     }
 
-    /// A refresh token the server knows, the first of a new family.
+    /// A refresh token the server knows, the first of a new family of [`ACCOUNT`].
     pub fn grant(&self) -> String {
+        self.grant_for(ACCOUNT)
+    }
+
+    /// A refresh token the server knows, the first of a new family of `account`.
+    pub fn grant_for(&self, account: &str) -> String {
         let mut s = self.state.lock().unwrap();
         s.next += 1;
         let (family, n) = (s.next, s.next);
         let token = format!("rt-fam{family}-{n}");
         s.tokens.insert(token.clone(), (family, false));
+        s.accounts.insert(family, account.to_string());
         token
+    }
+
+    /// A Claude access token the profile endpoint knows as `account`'s (as
+    /// if a real login or refresh had issued it).
+    pub fn access_token_for(&self, account: &str) -> String {
+        let mut s = self.state.lock().unwrap();
+        s.next += 1;
+        let token = format!("at-issued-{}", s.next);
+        s.access.insert(token.clone(), account.to_string());
+        token
+    }
+
+    /// Claude's profile endpoint here (`CAW_CLAUDE_PROFILE_URL`).
+    pub fn profile_url(&self) -> String {
+        format!("http://127.0.0.1:{}/claude/profile", self.port)
+    }
+
+    /// OpenAI's signing keys here (`CAW_CODEX_JWKS_URL`).
+    pub fn jwks_url(&self) -> String {
+        format!("http://127.0.0.1:{}/codex/jwks", self.port)
+    }
+
+    /// The provider checks pointed here, switched on.
+    pub fn verify_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CAW_CLAUDE_PROFILE_URL".into(), self.profile_url()),
+            ("CAW_CODEX_JWKS_URL".into(), self.jwks_url()),
+        ]
     }
 
     /// Answer every request this much later.
@@ -123,7 +170,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         return;
     }
     let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let (mut len, mut ctype) = (0usize, String::new());
+    let (mut len, mut ctype, mut bearer) = (0usize, String::new(), String::new());
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
@@ -133,6 +180,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         match k.trim().to_ascii_lowercase().as_str() {
             "content-length" => len = v.trim().parse().unwrap_or(0),
             "content-type" => ctype = v.trim().to_string(),
+            "authorization" => bearer = v.trim().strip_prefix("Bearer ").unwrap_or("").to_string(),
             _ => {}
         }
     }
@@ -148,7 +196,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         .to_string();
     let (status, answer, delay, index) = {
         let mut s = state.lock().unwrap();
-        let (status, answer) = decide(&mut s, &agent, &ctype, &body);
+        let (status, answer) = if path.ends_with("/profile") {
+            profile(&mut s, &bearer)
+        } else if path.ends_with("/jwks") {
+            note(&mut s, "codex-jwks", String::new(), "ok");
+            (200, jwks())
+        } else {
+            decide(&mut s, &agent, &ctype, &body)
+        };
         (status, answer, s.delay, s.seen.len().checked_sub(1))
     };
     std::thread::sleep(delay);
@@ -313,12 +368,18 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
     s.tokens.insert(new_rt.clone(), (family, false));
     note(s, agent, token, "ok");
     let access = format!("at-fam{family}-{n}");
+    let account = s
+        .accounts
+        .get(&family)
+        .cloned()
+        .unwrap_or_else(|| ACCOUNT.into());
+    s.access.insert(access.clone(), account.clone());
     let answer = match agent {
         "codex" => {
             let exp = jiff::Timestamp::now().as_second() + 10 * 86_400;
             serde_json::json!({
-                "id_token": fake_jwt(&format!(r#"{{"exp":{exp},"email":"dev@example.com","https://api.openai.com/auth":{{"chatgpt_account_id":"acct-1"}}}}"#)),
-                "access_token": fake_jwt(&format!(r#"{{"exp":{exp},"jti":"{access}"}}"#)),
+                "id_token": signed_jwt(&codex_claims(&account, exp, "id")),
+                "access_token": signed_jwt(&codex_claims(&account, exp, &access)),
                 "refresh_token": new_rt,
             })
         }
@@ -331,6 +392,85 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
             "scope": "user:inference user:profile"}),
     };
     (200, answer.to_string())
+}
+
+/// Claude's profile: the account of a known access token, else 401.
+fn profile(s: &mut State, bearer: &str) -> (u16, String) {
+    if s.fail_next > 0 {
+        s.fail_next -= 1;
+        note(s, "claude-profile", String::new(), "503");
+        return (503, r#"{"type":"error"}"#.into());
+    }
+    match s.access.get(bearer).cloned() {
+        Some(account) => {
+            note(s, "claude-profile", String::new(), "ok");
+            (
+                200,
+                serde_json::json!({"account": {"uuid": account, "email": "dev@example.com"},
+                    "organization": {"uuid": "org-1"}})
+                .to_string(),
+            )
+        }
+        None => {
+            note(s, "claude-profile", String::new(), "401");
+            (
+                401,
+                r#"{"type":"error","error":{"type":"authentication_error"}}"#.into(),
+            )
+        }
+    }
+}
+
+/// The claims of a Codex token of `account`.
+pub fn codex_claims(account: &str, exp: i64, jti: &str) -> String {
+    serde_json::json!({"iss": "https://auth.openai.com", "exp": exp, "jti": jti,
+        "email": "dev@example.com",
+        "https://api.openai.com/auth": {"chatgpt_account_id": account, "chatgpt_plan_type": "pro"}})
+    .to_string()
+}
+
+/// A throw-away 2048-bit RSA key (PKCS#8, base64), made for these tests
+/// with `openssl genpkey` and `openssl pkcs8 -topk8` (ring's recipe): it signs the Codex tokens the fake issues, and
+/// its public half is what `/codex/jwks` publishes. It guards nothing.
+const TEST_SIGNING_KEY: &str = "MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQDjhMas2k+Hvqh92rmHs3DGa8RPuMHQQ9E112J5Ysp+Tja1EsjiWwhazAs9hjE8xB5ocxwGv1M/4KehkfckQb6wX79DbEYDh1NOCNiY+m9Bk6L8qsbxiuUyztrxl/LmV86PlcWu9k0jQG11nPfxBHKprVn7+Qs15vEz5iIfzphOwd/xuko69j1wP/UoHg9Je2sqV6dl0ycj/WXONCSp73DOnZl7h4QdOQlwnsuLzwNXudJz5xopnjrPoM5i0FrtZJ8MLdwtcMtCQqmMn+JSHx5TG/YdRrMReNoPvZF3oNo/rFxGjjjEFYY8XPNsI5TjHE4pzjkCTpf6NmZjxiRdHuRtAgMBAAECggEAbnE0lBHBS26kkbtMFnBnjRohCGXyRyu0ccNk/PGUxC0pZ0qAE0kHTDQCPNJYMlwtOpyt/SSAv+BI3yhg5Mu5ShqgWJVFg078hEPNCK2Atj95fddUjUnUKo65P094TJJRJegZNu4+0Z7jw5T30ppLIsyQgr0I0RiS+5N5+yCpVIjjjRChbCk/Y32m5hehBmrxFzDG3RG5xJJvWnKPai1PSwrpA/z3tMGdpiW0QRRwH/vxOedUGB7PmMDe2H2HsaLEC1GVDUbHFWuh74UbgWbz3nCMbdH08AS2nVdhlSuoLs0X4cTil09DER/SpcH9yFjY6YjY9gQ17AwqmgRiWEZP7QKBgQD+oPCnSa7S0hC9srlNd3E+Wy2Wh1MYmbDAXXOfbIFmarBE4IcYRTUeLjbqtuRE/ZJ+t1O4sT1/TtYXj2J23igFSZnQIWDRUqfvtn5L/76/ff+Zc5mnrLJXAjqkjo0q7R5TdINA1rj1BlkV5ay+Yr68liHZqUlv2HB4YTElGskmJwKBgQDkvnWGat9Gh3OGUkvXszAObC/eC516YEKWi9z3wmCAb/a6nEHSZ8XXSeDtKVc9bWjcQXGXX6ZuFAAX4t5UmIgHKKAps5hEEEUBkw8ULmLvbSG/GV2VA5o1PNP1pzO3m3NaYuAEwri6DflXdxbZQDOV0pY/SAwurA1ySyyh4ErxSwKBgQDTwjbBeTbKH2dKy+LteOMV77AXGs3RjKeBI3bv48YtzZZwgaX4Wj4Vrmt/gcCPW67EcWRQGh7BzGeiSl2h65mu5AnmHIwvKSV+5u9b9wHEsV2rWYc0+huK3tC0X9UpGO/6idBKUQiaxb+6xTqHTwm/PsBCC1aGjKLkijfb2s3kSwKBgQC0BA+JkWHVp5OLCgkV37baItoo7Qsp28eLotZrRVWcvoB1q7NBWtmf7ExPWFGHzirP69DxSB06VBMeuTQvbzreJ2KkbupN5l/oNUuQnlDODByav+Od+g/KBezpToSs4nGNmHKkTHoEMisgYmBg6N2v8uK7OoAb2ttaLz8YxeM0sQKBgQC1BKVGYnBG37v0vqMEbjK2rux9RLY/If7mB5meQMaK6XsamYp4h5oo/73YCTos4u/5nrXtJ4psOXaiieXxIBLnXX2l+aWpAgZfBcBFgHCafJLsuq1F3/ZiTpZ7GFBqq28SzpgMNNyFrH/IihvdxjiBGif80OM/aM1tbWRZT5J50w==";
+const KID: &str = "caw-test-key";
+
+fn key_pair() -> ring::rsa::KeyPair {
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(TEST_SIGNING_KEY)
+        .unwrap();
+    ring::rsa::KeyPair::from_pkcs8(&der).unwrap()
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JWT with these claims, signed RS256 by the fake's key.
+pub fn signed_jwt(claims: &str) -> String {
+    let head = b64url(format!(r#"{{"alg":"RS256","kid":"{KID}","typ":"JWT"}}"#).as_bytes());
+    let input = format!("{head}.{}", b64url(claims.as_bytes()));
+    let key = key_pair();
+    let mut sig = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{input}.{}", b64url(&sig))
+}
+
+/// The fake's signing keys as a JWKS.
+fn jwks() -> String {
+    let key = key_pair();
+    let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(key.public());
+    serde_json::json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": KID,
+        "n": b64url(&public.n), "e": b64url(&public.e)}]})
+    .to_string()
 }
 
 /// An unsigned JWT with these claims.
