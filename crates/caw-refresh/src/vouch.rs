@@ -167,6 +167,14 @@ impl Voucher {
 
     /// The account a Claude access token belongs to, by the profile endpoint.
     fn claude_account(&self, url: &str, token: &str) -> Result<String, Verdict> {
+        // A token from a container is hostile input: one the HTTP client
+        // would refuse to put in a header would never get an answer, and
+        // would wait in live/ for good. No real token has such bytes.
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Verdict::Refused(
+                "its access token is not a token a header can carry".into(),
+            ));
+        }
         let bearer = format!("Bearer {token}");
         let reply = self.client.get(
             url,

@@ -25,28 +25,6 @@ fn start_sync(env: &TestEnv, auth: &Path, server: &FakeOAuth, extra: &[&str]) ->
         .unwrap()
 }
 
-/// Stop a sync and return what it logged.
-fn stop(child: Child) -> String {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// A Claude login whose refresh token the server knows, expiring in `secs`.
 fn claude_login(env: &TestEnv, server: &FakeOAuth, secs: i64) -> String {
     let rt = server.grant();
@@ -70,7 +48,7 @@ fn setup_claude(env: &TestEnv, auth: &Path) {
 const DUE_AT: i64 = 10 * 60;
 
 fn refreshed(path: &Path) -> bool {
-    read(path).contains("\"accessToken\":\"at-fam")
+    read_text(path).contains("\"accessToken\":\"at-fam")
 }
 
 #[test]
@@ -84,10 +62,10 @@ fn a_due_login_is_refreshed_once_and_reaches_live() {
     let host = env.home.join(".claude/.credentials.json");
     let live = env.auth.join("live/claude/credentials.json");
     wait_for("the refresh reaches live/", Duration::from_secs(10), || {
-        refreshed(&host) && read(&live) == read(&host)
+        refreshed(&host) && read_text(&live) == read_text(&host)
     });
     std::thread::sleep(Duration::from_millis(500));
-    let log = stop(sync);
+    let log = stop_sync(sync);
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "{seen:?}\n{log}");
     assert_eq!(
@@ -95,7 +73,7 @@ fn a_due_login_is_refreshed_once_and_reaches_live() {
         ("ok", rt.as_str())
     );
     // In Claude's own format, other keys kept, 0600 like before.
-    let cred: serde_json::Value = serde_json::from_str(&read(&host)).unwrap();
+    let cred: serde_json::Value = serde_json::from_str(&read_text(&host)).unwrap();
     let oauth = &cred["claudeAiOauth"];
     assert_eq!(oauth["subscriptionType"], "max");
     assert_eq!(
@@ -106,7 +84,7 @@ fn a_due_login_is_refreshed_once_and_reaches_live() {
     assert!((expires - ms_from_now(28_800)).abs() < 60_000, "{expires}");
     assert_eq!(mode(&host), 0o600);
     // Recorded for status, and no token in the log.
-    let state = read(&env.auth.join("sync.json"));
+    let state = read_text(&env.auth.join("sync.json"));
     assert!(state.contains("\"ok\":true"), "{state}");
     for token in [rt.as_str(), "at-fam", "rt-fam"] {
         assert!(!log.contains(token), "token in the log:\n{log}");
@@ -128,7 +106,7 @@ fn a_login_not_yet_due_is_left_alone_until_its_time() {
     wait_for("the refresh at its time", Duration::from_secs(10), || {
         refreshed(&host)
     });
-    stop(sync);
+    stop_sync(sync);
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     // Expiries are whole seconds: up to one early.
@@ -157,12 +135,12 @@ fn two_syncs_of_one_login_send_one_request() {
         Duration::from_secs(10),
         || {
             refreshed(&host)
-                && read(&env.auth.join("live/claude/credentials.json")) == read(&host)
-                && read(&other.join("live/claude/credentials.json")) == read(&host)
+                && read_text(&env.auth.join("live/claude/credentials.json")) == read_text(&host)
+                && read_text(&other.join("live/claude/credentials.json")) == read_text(&host)
         },
     );
     std::thread::sleep(Duration::from_millis(800));
-    let logs = stop(a) + &stop(b);
+    let logs = stop_sync(a) + &stop_sync(b);
     let _ = caw_auth::host_sync::stop(&other);
     let seen = server.seen();
     assert_eq!(seen.len(), 1, "{seen:?}\n{logs}");
@@ -182,19 +160,23 @@ fn a_refused_refresh_writes_nothing_and_status_says_to_log_in() {
     );
     setup_claude(&env, &env.auth);
     let host = env.home.join(".claude/.credentials.json");
-    let before = read(&host);
+    let before = read_text(&host);
     let sync = start_sync(&env, &env.auth, &server, &["--refresh-backoff", "1"]);
     wait_for("the refusal", Duration::from_secs(10), || {
         !server.seen().is_empty()
     });
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(read(&host), before, "a refused refresh wrote the host file");
+    assert_eq!(
+        read_text(&host),
+        before,
+        "a refused refresh wrote the host file"
+    );
     assert_eq!(server.seen().len(), 1, "a refused token was sent again");
     let status = env.auth(&["status"]);
     let text = stdout(&status);
     assert!(text.contains("refresh refused"), "{text}");
     assert!(text.contains("log in again on the host"), "{text}");
-    let log = stop(sync);
+    let log = stop_sync(sync);
     assert!(log.contains("refresh refused (invalid_grant)"), "{log}");
 }
 
@@ -211,7 +193,7 @@ fn a_failing_server_is_tried_again_after_a_backoff() {
     wait_for("the third try succeeds", Duration::from_secs(15), || {
         refreshed(&host)
     });
-    let log = stop(sync);
+    let log = stop_sync(sync);
     let seen = server.seen();
     let outcomes: Vec<&str> = seen.iter().map(|s| s.outcome.as_str()).collect();
     assert_eq!(outcomes, ["503", "503", "ok"], "{log}");
@@ -229,7 +211,7 @@ fn a_dead_endpoint_changes_nothing_and_the_sync_goes_on() {
     claude_login(&env, &server, DUE_AT - 30);
     setup_claude(&env, &env.auth);
     let host = env.home.join(".claude/.credentials.json");
-    let before = read(&host);
+    let before = read_text(&host);
     // Nothing listens on the discard port of loopback.
     let mut sync = Command::new(assert_cmd::cargo::cargo_bin("caw"))
         .args([
@@ -258,11 +240,11 @@ fn a_dead_endpoint_changes_nothing_and_the_sync_goes_on() {
     wait_for(
         "the container's login reaches the host",
         Duration::from_secs(5),
-        || read(&host) == newer,
+        || read_text(&host) == newer,
     );
     assert_ne!(before, newer);
     assert!(sync.try_wait().unwrap().is_none(), "the sync died");
-    let log = stop(sync);
+    let log = stop_sync(sync);
     assert!(log.contains("not sent"), "{log}");
 }
 
@@ -284,19 +266,19 @@ fn a_slow_endpoint_holds_up_no_sync() {
     let started = Instant::now();
     let live = env.auth.join("live/codex/auth.json");
     let codex_host = env.home.join(".codex/auth.json");
-    let mut text = read(&live);
+    let mut text = read_text(&live);
     text = text.replace("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
     std::fs::write(live.with_extension("tmp"), &text).unwrap();
     std::fs::rename(live.with_extension("tmp"), &live).unwrap();
     wait_for("codex syncs", Duration::from_secs(2), || {
-        read(&codex_host) == text
+        read_text(&codex_host) == text
     });
     assert!(started.elapsed() < Duration::from_secs(2));
     let host = env.home.join(".claude/.credentials.json");
     wait_for("the slow answer lands", Duration::from_secs(10), || {
         refreshed(&host)
     });
-    stop(sync);
+    stop_sync(sync);
     let claude: Vec<_> = server
         .seen()
         .into_iter()
@@ -328,7 +310,7 @@ fn no_refresh_sends_nothing() {
         }
         let sync = cmd.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(1000));
-        let log = stop(sync);
+        let log = stop_sync(sync);
         assert!(log.contains("not refreshing logins"), "{log}");
     }
     assert!(server.seen().is_empty());
@@ -370,9 +352,9 @@ fn held_refresh_tokens_never_reach_the_auth_dir_and_the_host_still_refreshes() {
         "the refresh token is in the auth dir"
     );
     let live = env.auth.join("live/claude/credentials.json");
-    assert!(read(&live).contains(caw_auth::credential::HELD_REFRESH_TOKEN));
+    assert!(read_text(&live).contains(caw_auth::credential::HELD_REFRESH_TOKEN));
     assert!(
-        read(&live).contains("at-first"),
+        read_text(&live).contains("at-first"),
         "the access token reaches containers"
     );
 
@@ -381,10 +363,10 @@ fn held_refresh_tokens_never_reach_the_auth_dir_and_the_host_still_refreshes() {
     wait_for(
         "the host refreshes and live/ follows, held",
         Duration::from_secs(10),
-        || refreshed(&host) && read(&live).contains("at-fam"),
+        || refreshed(&host) && read_text(&live).contains("at-fam"),
     );
     let new_rt: String = {
-        let v: serde_json::Value = serde_json::from_str(&read(&host)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&read_text(&host)).unwrap();
         v["claudeAiOauth"]["refreshToken"]
             .as_str()
             .unwrap()
@@ -394,27 +376,27 @@ fn held_refresh_tokens_never_reach_the_auth_dir_and_the_host_still_refreshes() {
         files_containing(&env.auth, &new_rt).is_empty(),
         "the new refresh token reached live/"
     );
-    assert!(read(&live).contains(caw_auth::credential::HELD_REFRESH_TOKEN));
+    assert!(read_text(&live).contains(caw_auth::credential::HELD_REFRESH_TOKEN));
 
     // A container writes live/: a planted login, a changed copy. Neither
     // reaches the host; live/ is put back to the held host login.
-    let held = read(&live);
+    let held = read_text(&live);
     let planted = claude_credential("planted", ms_from_now(300 * 86_400));
     for text in [planted.as_str(), &held.replace("at-fam", "at-changed")] {
         std::fs::write(live.with_extension("tmp"), text).unwrap();
         std::fs::rename(live.with_extension("tmp"), &live).unwrap();
         wait_for("live/ is put back", Duration::from_secs(5), || {
-            read(&live) == held
+            read_text(&live) == held
         });
         assert!(
-            read(&host).contains(&new_rt),
+            read_text(&host).contains(&new_rt),
             "a container's write reached the host"
         );
     }
-    let log = stop(sync);
+    let log = stop_sync(sync);
     assert!(!log.contains(&new_rt) && !log.contains(&rt), "{log}");
     assert_eq!(server.seen().len(), 1);
-    let state = read(&env.auth.join("sync.json"));
+    let state = read_text(&env.auth.join("sync.json"));
     assert!(state.contains("\"held\":true"), "{state}");
 }
 

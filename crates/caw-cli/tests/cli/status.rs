@@ -218,10 +218,7 @@ fn live_mode_shows_the_newest_side_and_the_sync() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(stdout(&out).contains("last sync"), "{}", stdout(&out));
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sync.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    terminate(&sync);
     assert!(
         sync.wait().unwrap().success(),
         "the sync does not stop cleanly on SIGTERM"

@@ -21,14 +21,6 @@ fn start(env: &TestEnv, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn running(env: &TestEnv) -> bool {
     matches!(
         caw_auth::host_sync::status(&env.auth),
@@ -62,7 +54,9 @@ fn one_sync_per_auth_dir_and_sigterm_ends_it_cleanly() {
     let env = TestEnv::full();
     env.setup();
     let mut first = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync holds its lock", || running(&env));
+    wait_for("the sync holds its lock", Duration::from_secs(5), || {
+        running(&env)
+    });
     let second = start(&env, &[]).wait_with_output().unwrap();
     assert!(second.status.success());
     let said = String::from_utf8_lossy(&second.stderr);
@@ -74,11 +68,7 @@ fn one_sync_per_auth_dir_and_sigterm_ends_it_cleanly() {
         )),
         "{said}"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    terminate(&first);
     assert!(exit_of(&mut first, Duration::from_secs(5)).success());
     assert!(!running(&env));
 }
@@ -90,14 +80,18 @@ fn a_container_refresh_in_live_reaches_the_host_file_by_rename() {
     let host = env.home.join(".claude/.credentials.json");
     let before = std::fs::metadata(&host).unwrap();
     let mut sync = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync holds its lock", || running(&env));
+    wait_for("the sync holds its lock", Duration::from_secs(5), || {
+        running(&env)
+    });
     let refreshed = claude_login("from-a-container", 9);
     let live = env.auth.join("live/claude/credentials.json");
     std::fs::write(live.with_extension("tmp"), &refreshed).unwrap();
     std::fs::rename(live.with_extension("tmp"), &live).unwrap();
-    wait_until("the refresh reached the host", || {
-        std::fs::read_to_string(&host).unwrap() == refreshed
-    });
+    wait_for(
+        "the refresh reached the host",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(&host).unwrap() == refreshed,
+    );
     use std::os::unix::fs::MetadataExt as _;
     let after = std::fs::metadata(&host).unwrap();
     assert_eq!(
@@ -125,12 +119,16 @@ fn the_sync_follows_claude_config_dir_from_the_manifest() {
     assert!(out.status.success(), "{}", stderr(&out));
     // The sync runs without the variable: the manifest recorded the directory.
     let mut sync = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync holds its lock", || running(&env));
+    wait_for("the sync holds its lock", Duration::from_secs(5), || {
+        running(&env)
+    });
     let refreshed = claude_login("cfg", 9);
     std::fs::write(env.auth.join("live/claude/credentials.json"), &refreshed).unwrap();
-    wait_until("the refresh reached $CLAUDE_CONFIG_DIR", || {
-        std::fs::read_to_string(cfg.join(".credentials.json")).unwrap() == refreshed
-    });
+    wait_for(
+        "the refresh reached $CLAUDE_CONFIG_DIR",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(cfg.join(".credentials.json")).unwrap() == refreshed,
+    );
     assert!(
         !env.home.join(".claude/.credentials.json").exists(),
         "wrote the default path"
@@ -147,7 +145,9 @@ fn it_exits_when_idle_and_when_the_auth_dir_is_torn_down() {
     let mut idle = start(&env, &["--idle-exit", "1", "--check-every", "1"]);
     assert!(exit_of(&mut idle, Duration::from_secs(10)).success());
     let mut sync = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync holds its lock", || running(&env));
+    wait_for("the sync holds its lock", Duration::from_secs(5), || {
+        running(&env)
+    });
     let out = env.auth(&["teardown"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -165,12 +165,16 @@ fn it_exits_when_idle_and_when_the_auth_dir_is_torn_down() {
     // race of this test, not the sync's.)
     env.setup();
     let mut sync = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync recorded its state", || {
-        matches!(
-            caw_auth::host_sync::status(&env.auth),
-            caw_auth::host_sync::SyncStatus::Running(Some(_))
-        )
-    });
+    wait_for(
+        "the sync recorded its state",
+        Duration::from_secs(5),
+        || {
+            matches!(
+                caw_auth::host_sync::status(&env.auth),
+                caw_auth::host_sync::SyncStatus::Running(Some(_))
+            )
+        },
+    );
     std::fs::remove_dir_all(&env.auth).unwrap();
     assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
     assert!(
@@ -267,7 +271,7 @@ fn a_re_setup_keeps_the_sync_its_log_and_its_state() {
     };
     let log = env.auth.join("sync.log");
     let log_ino = inode(&log);
-    wait_until("the sync logged its start", || {
+    wait_for("the sync logged its start", Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("watching 1 credential"))
     });
 
@@ -275,7 +279,7 @@ fn a_re_setup_keeps_the_sync_its_log_and_its_state() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     assert_eq!(inode(&log), log_ino, "sync.log was replaced");
-    wait_until("the sync logged the reload", || {
+    wait_for("the sync logged the reload", Duration::from_secs(5), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("set up again; reloading"))
     });
     match caw_auth::host_sync::status(&env.auth) {
@@ -288,9 +292,11 @@ fn a_re_setup_keeps_the_sync_its_log_and_its_state() {
     std::fs::write(live.with_extension("tmp"), &refreshed).unwrap();
     std::fs::rename(live.with_extension("tmp"), &live).unwrap();
     let host = env.home.join(".claude/.credentials.json");
-    wait_until("the refresh reached the host", || {
-        std::fs::read_to_string(&host).unwrap() == refreshed
-    });
+    wait_for(
+        "the refresh reached the host",
+        Duration::from_secs(5),
+        || std::fs::read_to_string(&host).unwrap() == refreshed,
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("watching 1 credential"), "{text}");
     assert!(text.contains("synced"), "{text}");
@@ -323,7 +329,9 @@ fn the_log_stays_capped_while_the_sync_runs() {
         .stderr(log)
         .spawn()
         .unwrap();
-    wait_until("the sync holds its lock", || running(&env));
+    wait_for("the sync holds its lock", Duration::from_secs(5), || {
+        running(&env)
+    });
     // A container writing live/ over and over: one log line per sync.
     let live = env.auth.join("live/claude/credentials.json");
     let mut largest = 0;
@@ -336,16 +344,12 @@ fn the_log_stays_capped_while_the_sync_runs() {
         std::fs::write(live.with_extension("tmp"), &text).unwrap();
         std::fs::rename(live.with_extension("tmp"), &live).unwrap();
         let host = env.home.join(".claude/.credentials.json");
-        wait_until("the round reached the host", || {
+        wait_for("the round reached the host", Duration::from_secs(5), || {
             std::fs::read_to_string(&host).is_ok_and(|t| t == text)
         });
         largest = largest.max(std::fs::metadata(&log_path).unwrap().len());
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sync.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    terminate(&sync);
     assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(largest < 2000 + 1000, "the log grew to {largest} bytes");
@@ -361,7 +365,9 @@ fn what_no_caw_writer_makes_is_removed_from_live() {
     let env = TestEnv::full();
     env.setup();
     let mut sync = start(&env, &["--idle-exit", "0"]);
-    wait_until("the sync holds its lock", || running(&env));
+    wait_for("the sync holds its lock", Duration::from_secs(5), || {
+        running(&env)
+    });
     let dir = env.auth.join("live/claude");
     // What root in a container can leave: a setuid binary, an executable,
     // a FIFO, a link, a device node (when this test can make one).
@@ -387,22 +393,22 @@ fn what_no_caw_writer_makes_is_removed_from_live() {
     )
     .is_ok();
     let gone = |p: &Path| std::fs::symlink_metadata(p).is_err();
-    wait_until("the planted entries are removed", || {
-        gone(&suid)
-            && gone(&plain)
-            && gone(&dir.join("fifo"))
-            && gone(&env.auth.join("live/link"))
-            && gone(&dir.join("disk"))
-    });
+    wait_for(
+        "the planted entries are removed",
+        Duration::from_secs(5),
+        || {
+            gone(&suid)
+                && gone(&plain)
+                && gone(&dir.join("fifo"))
+                && gone(&env.auth.join("live/link"))
+                && gone(&dir.join("disk"))
+        },
+    );
     assert!(
         dir.join("credentials.json").is_file(),
         "the credential went too"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sync.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    terminate(&sync);
     assert!(exit_of(&mut sync, Duration::from_secs(5)).success());
     let out = sync.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);

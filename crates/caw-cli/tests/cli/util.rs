@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -429,4 +430,41 @@ pub fn write_browser_extension(dir: &Path) {
     )
     .unwrap();
     std::fs::write(dir.join("icons/48.png"), [0x89, b'P', b'N', b'G']).unwrap();
+}
+
+/// Poll `cond` every 20 ms until it holds; fail naming `what` after `within`.
+pub fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A file's text, or "" when it cannot be read (missing, mid-rename).
+pub fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Send SIGTERM to a child (a host sync): how a user stops one.
+pub fn terminate(child: &Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+}
+
+/// Stop a host sync started with its stderr piped, and return what it logged.
+pub fn stop_sync(child: Child) -> String {
+    terminate(&child);
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A Claude credential file's text: `expires_ms` left out when `None`.
+pub fn claude_oauth(access: &str, refresh: &str, expires_ms: Option<i64>) -> String {
+    let expiry = expires_ms.map_or_else(String::new, |e| format!(r#","expiresAt":{e}"#));
+    format!(
+        r#"{{"claudeAiOauth":{{"accessToken":"{access}","refreshToken":"{refresh}"{expiry},"scopes":["user:inference"],"subscriptionType":"max"}}}}"#
+    )
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::oauth::{codex_claims, fake_jwt, signed_jwt, FakeOAuth, ACCOUNT};
 use crate::util::*;
@@ -28,27 +28,6 @@ fn start_sync(env: &TestEnv, server: &FakeOAuth, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-fn stop(child: Child) -> String {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// Write `text` into a live file the way a container's guard does (temp file + rename).
 fn plant(live: &Path, text: &str) {
     let tmp = live.with_extension("tmp-container");
@@ -56,24 +35,17 @@ fn plant(live: &Path, text: &str) {
     std::fs::rename(&tmp, live).unwrap();
 }
 
-fn claude_cred(access: &str, refresh: &str, expires_ms: Option<i64>) -> String {
-    let expiry = expires_ms.map_or_else(String::new, |e| format!(r#","expiresAt":{e}"#));
-    format!(
-        r#"{{"claudeAiOauth":{{"accessToken":"{access}","refreshToken":"{refresh}"{expiry},"scopes":["user:inference"],"subscriptionType":"max"}}}}"#
-    )
-}
-
 /// A host home with a Claude login of [`ACCOUNT`] (1 h left), set up in live mode.
 fn claude_host(env: &TestEnv, server: &FakeOAuth) -> (std::path::PathBuf, std::path::PathBuf) {
     env.claude(ms_from_now(3600));
     let mut config: serde_json::Value =
-        serde_json::from_str(&read(&env.home.join(".claude.json"))).unwrap();
+        serde_json::from_str(&read_text(&env.home.join(".claude.json"))).unwrap();
     config["oauthAccount"]["accountUuid"] = ACCOUNT.into();
     env.write(".claude.json", &config.to_string(), 0o600);
     let host_token = server.access_token_for(ACCOUNT);
     env.write(
         ".claude/.credentials.json",
-        &claude_cred(&host_token, "rt-host", Some(ms_from_now(3600))),
+        &claude_oauth(&host_token, "rt-host", Some(ms_from_now(3600))),
         0o600,
     );
     let out = env.auth_at(&env.auth, &["setup", "--agents", "claude"]);
@@ -102,9 +74,9 @@ fn a_claude_login_reaches_the_host_only_when_the_provider_vouches_for_it() {
     wait_for(
         "live/ holds the host's login",
         Duration::from_secs(10),
-        || read(&live) == read(&host),
+        || read_text(&live) == read_text(&host),
     );
-    let original = read(&host);
+    let original = read_text(&host);
 
     // Planted: another account's real token, a token the provider never
     // issued, and expiries no Claude token has. None reaches the host, and
@@ -113,41 +85,52 @@ fn a_claude_login_reaches_the_host_only_when_the_provider_vouches_for_it() {
     let attacks = [
         (
             "another account",
-            claude_cred(&foreign, "rt-x", Some(ms_from_now(7 * 3600))),
+            claude_oauth(&foreign, "rt-x", Some(ms_from_now(7 * 3600))),
         ),
         (
             "made up",
-            claude_cred("at-made-up", "rt-y", Some(ms_from_now(7 * 3600))),
+            claude_oauth("at-made-up", "rt-y", Some(ms_from_now(7 * 3600))),
         ),
         (
             "+300 days",
-            claude_cred("at-far", "rt-z", Some(ms_from_now(300 * 86_400))),
+            claude_oauth("at-far", "rt-z", Some(ms_from_now(300 * 86_400))),
         ),
         (
             "+5 years",
-            claude_cred("at-5y", "rt-z", Some(ms_from_now(5 * 365 * 86_400))),
+            claude_oauth("at-5y", "rt-z", Some(ms_from_now(5 * 365 * 86_400))),
         ),
         (
             "max expiry",
-            claude_cred("at-max", "rt-z", Some(9_999_999_999_999)),
+            claude_oauth("at-max", "rt-z", Some(9_999_999_999_999)),
         ),
-        ("no expiry", claude_cred("at-none", "rt-z", None)),
+        ("no expiry", claude_oauth("at-none", "rt-z", None)),
+        // A CR LF in the token would split the request's header: refused
+        // before any request, never held pending in live/.
+        (
+            "header-splitting",
+            claude_oauth(
+                r"at-split\r\nX-Injected: 1",
+                "rt-s",
+                Some(ms_from_now(7 * 3600)),
+            ),
+        ),
     ];
     for (name, cred) in &attacks {
         plant(&live, cred);
         wait_for(
             &format!("live/ is repaired after the {name} login"),
             Duration::from_secs(10),
-            || read(&live) == original,
+            || read_text(&live) == original,
         );
-        assert_eq!(read(&host), original, "{name} reached the host");
+        assert_eq!(read_text(&host), original, "{name} reached the host");
     }
-    // Asked about the first two only (the others fail the lifetime caps),
+    // Asked about the first two only (the others fail the lifetime caps or
+    // cannot be sent),
     // each once: the other account's token is real (200), the made-up one not.
     assert_eq!(profile_requests(&server), ["ok", "401"]);
     plant(&live, &attacks[0].1);
     wait_for("live/ is repaired again", Duration::from_secs(10), || {
-        read(&live) == original
+        read_text(&live) == original
     });
     assert_eq!(
         profile_requests(&server).len(),
@@ -157,15 +140,15 @@ fn a_claude_login_reaches_the_host_only_when_the_provider_vouches_for_it() {
 
     // A container's real refresh of the host's account goes through.
     let refreshed = server.access_token_for(ACCOUNT);
-    let fresh = claude_cred(&refreshed, "rt-fresh", Some(ms_from_now(8 * 3600)));
+    let fresh = claude_oauth(&refreshed, "rt-fresh", Some(ms_from_now(8 * 3600)));
     plant(&live, &fresh);
     wait_for(
         "the vouched login reaches the host",
         Duration::from_secs(10),
-        || read(&host) == fresh,
+        || read_text(&host) == fresh,
     );
     // And a later host refresh still reaches live/.
-    let later = claude_cred(
+    let later = claude_oauth(
         "at-host-later",
         "rt-later",
         Some(ms_from_now(8 * 3600 + 60)),
@@ -176,11 +159,12 @@ fn a_claude_login_reaches_the_host_only_when_the_provider_vouches_for_it() {
     wait_for(
         "the host refresh reaches live/",
         Duration::from_secs(10),
-        || read(&live) == later,
+        || read_text(&live) == later,
     );
-    let log = stop(sync);
+    let log = stop_sync(sync);
     assert!(log.contains("another account"), "{log}");
     assert!(log.contains("does not accept its access token"), "{log}");
+    assert!(log.contains("not a token a header can carry"), "{log}");
     for secret in [
         foreign.as_str(),
         refreshed.as_str(),
@@ -200,11 +184,11 @@ fn with_no_answer_a_container_login_waits_in_live_and_goes_once_vouched() {
     wait_for(
         "live/ holds the host's login",
         Duration::from_secs(10),
-        || read(&live) == read(&host),
+        || read_text(&live) == read_text(&host),
     );
-    let original = read(&host);
+    let original = read_text(&host);
     server.fail_next(1);
-    let fresh = claude_cred(
+    let fresh = claude_oauth(
         &server.access_token_for(ACCOUNT),
         "rt-fresh",
         Some(ms_from_now(8 * 3600)),
@@ -215,16 +199,16 @@ fn with_no_answer_a_container_login_waits_in_live_and_goes_once_vouched() {
     });
     // No answer: held, neither taken nor undone.
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(read(&host), original);
-    assert_eq!(read(&live), fresh);
+    assert_eq!(read_text(&host), original);
+    assert_eq!(read_text(&live), fresh);
     // Asked again after the back-off (5 s), and taken.
     wait_for(
         "the login reaches the host",
         Duration::from_secs(15),
-        || read(&host) == fresh,
+        || read_text(&host) == fresh,
     );
     assert_eq!(profile_requests(&server), ["503", "ok"]);
-    let log = stop(sync);
+    let log = stop_sync(sync);
     assert!(log.contains("cannot ask the provider"), "{log}");
 }
 
@@ -237,9 +221,9 @@ fn no_verify_takes_a_container_login_unchecked() {
     wait_for(
         "live/ holds the host's login",
         Duration::from_secs(10),
-        || read(&live) == read(&host),
+        || read_text(&live) == read_text(&host),
     );
-    let foreign = claude_cred(
+    let foreign = claude_oauth(
         &server.access_token_for("acct-other"),
         "rt-x",
         Some(ms_from_now(7 * 3600)),
@@ -248,10 +232,10 @@ fn no_verify_takes_a_container_login_unchecked() {
     wait_for(
         "the unchecked login reaches the host",
         Duration::from_secs(10),
-        || read(&host) == foreign,
+        || read_text(&host) == foreign,
     );
     assert!(profile_requests(&server).is_empty());
-    let log = stop(sync);
+    let log = stop_sync(sync);
     assert!(log.contains("--no-verify"), "{log}");
 }
 
@@ -286,9 +270,9 @@ fn a_codex_login_needs_tokens_signed_by_the_provider_for_the_host_s_account() {
     wait_for(
         "live/ holds the host's login",
         Duration::from_secs(10),
-        || read(&live) == read(&host),
+        || read_text(&live) == read_text(&host),
     );
-    let original = read(&host);
+    let original = read_text(&host);
     let later = exp + 3600;
     let attacks = [
         (
@@ -321,9 +305,9 @@ fn a_codex_login_needs_tokens_signed_by_the_provider_for_the_host_s_account() {
         wait_for(
             &format!("live/ is repaired after the {name} login"),
             Duration::from_secs(10),
-            || read(&live) == original,
+            || read_text(&live) == original,
         );
-        assert_eq!(read(&host), original, "{name} reached the host");
+        assert_eq!(read_text(&host), original, "{name} reached the host");
     }
     // The keys were fetched once and cached.
     let fetched = server
@@ -341,9 +325,9 @@ fn a_codex_login_needs_tokens_signed_by_the_provider_for_the_host_s_account() {
     wait_for(
         "the vouched login reaches the host",
         Duration::from_secs(10),
-        || read(&host) == fresh,
+        || read_text(&host) == fresh,
     );
-    let log = stop(sync);
+    let log = stop_sync(sync);
     assert!(
         log.contains("signed with a key the provider does not publish"),
         "{log}"

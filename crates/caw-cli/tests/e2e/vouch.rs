@@ -6,34 +6,11 @@
 //! refresh still reach everyone.
 //! The provider is the loopback fake (`support/oauth.rs`).
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
 use crate::oauth::{FakeOAuth, ACCOUNT};
 use crate::session::{Guard, Session, CREDS};
-use crate::util::ms_from_now;
+use crate::util::{claude_oauth, ms_from_now, read_text, wait_for};
 
 crate::for_both_guards!(a_planted_login_reaches_neither_the_host_nor_the_other_containers);
-
-fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn claude_login(access: &str, refresh: &str, expires_ms: Option<i64>) -> Vec<u8> {
-    let expiry = expires_ms.map_or_else(String::new, |e| format!(r#","expiresAt":{e}"#));
-    format!(
-        r#"{{"claudeAiOauth":{{"accessToken":"{access}","refreshToken":"{refresh}"{expiry},"scopes":["user:inference"],"subscriptionType":"max"}}}}"#
-    )
-    .into_bytes()
-}
-
-fn read(path: &PathBuf) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_default()
-}
 
 fn a_planted_login_reaches_neither_the_host_nor_the_other_containers(guard: Guard, test: &str) {
     let Some(session) = Session::new(guard, test) else {
@@ -61,66 +38,70 @@ fn a_planted_login_reaches_neither_the_host_nor_the_other_containers(guard: Guar
         a.host_view(&claude.in_container()),
         b.host_view(&claude.in_container()),
     );
-    let original = read(&host);
-    wait_until("both homes hold the host's login", guard.budget(), || {
-        read(&home_a) == original && read(&home_b) == original
+    let original = read_text(&host);
+    wait_for("both homes hold the host's login", guard.budget(), || {
+        read_text(&home_a) == original && read_text(&home_b) == original
     });
 
     let foreign = server.access_token_for("acct-other");
     let attacks = [
         (
             "another account",
-            claude_login(&foreign, "rt-x", Some(ms_from_now(7 * 3600))),
+            claude_oauth(&foreign, "rt-x", Some(ms_from_now(7 * 3600))),
         ),
         (
             "made up",
-            claude_login("at-made-up", "rt-y", Some(ms_from_now(7 * 3600))),
+            claude_oauth("at-made-up", "rt-y", Some(ms_from_now(7 * 3600))),
         ),
         (
             "+300 days",
-            claude_login("at-far", "rt-z", Some(ms_from_now(300 * 86_400))),
+            claude_oauth("at-far", "rt-z", Some(ms_from_now(300 * 86_400))),
         ),
-        ("no expiry", claude_login("at-none", "rt-z", None)),
+        ("no expiry", claude_oauth("at-none", "rt-z", None)),
     ];
     for (i, (name, planted)) in attacks.iter().enumerate() {
-        claude.write_in_container(&a, planted);
+        claude.write_in_container(&a, planted.as_bytes());
         if i < 2 {
             // Refused by the provider: the planting container's home goes
             // back to the host's login and stays there.
-            wait_until(
+            wait_for(
                 &format!("{name}: container a holds the host's login again"),
                 guard.budget() * 3,
-                || read(&home_a) == original,
+                || read_text(&home_a) == original,
             );
         }
         // (An implausible expiry the guard itself may keep from live/: it
         // then stays in the home it was written to, and goes nowhere.)
         std::thread::sleep(guard.budget());
-        assert_eq!(read(&host), original, "{name} reached the host");
-        assert_eq!(read(&live), original, "{name} stayed in live/");
-        assert_eq!(read(&home_b), original, "{name} reached container b");
+        assert_eq!(read_text(&host), original, "{name} reached the host");
+        assert_eq!(read_text(&live), original, "{name} stayed in live/");
+        assert_eq!(read_text(&home_b), original, "{name} reached container b");
         if i < 2 {
-            assert_eq!(read(&home_a), original, "{name}: container a fought back");
+            assert_eq!(
+                read_text(&home_a),
+                original,
+                "{name}: container a fought back"
+            );
         }
     }
 
     // A real refresh of the host's account, in container a, reaches all.
-    let fresh = claude_login(
+    let fresh = claude_oauth(
         &server.access_token_for(ACCOUNT),
         "rt-fresh",
         Some(ms_from_now(80 * 60)),
     );
-    claude.write_in_container(&a, &fresh);
-    wait_until(
+    claude.write_in_container(&a, fresh.as_bytes());
+    wait_for(
         "a vouched refresh reaches the host and b",
         guard.budget() * 3,
-        || read(&host) == fresh && read(&home_b) == fresh,
+        || read_text(&host) == fresh && read_text(&home_b) == fresh,
     );
     // And a later host refresh reaches both containers.
-    let later = claude.refreshed("VOUCH-HOST-LATER", 90);
-    session.write_on_host_by_rename(&claude, &later);
-    wait_until("the host refresh reaches both", guard.budget() * 3, || {
-        read(&home_a) == later && read(&home_b) == later
+    let later = String::from_utf8(claude.refreshed("VOUCH-HOST-LATER", 90)).unwrap();
+    session.write_on_host_by_rename(&claude, later.as_bytes());
+    wait_for("the host refresh reaches both", guard.budget() * 3, || {
+        read_text(&home_a) == later && read_text(&home_b) == later
     });
     drop((a, b));
     session.teardown();
