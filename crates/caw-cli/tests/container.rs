@@ -1122,6 +1122,7 @@ scenarios! {
         a_burst_of_200_writes_ends_equal,
         a_missing_credential_mount_stops_setup,
         a_second_setup_replaces_the_guard_and_bedrock_skips_it,
+        a_killed_guard_is_restarted,
     ],
     live: [
         a_host_rename_refresh_reaches_the_home,
@@ -1744,6 +1745,44 @@ fn a_second_setup_replaces_the_guard_and_bedrock_skips_it(guard: Guard, mode: Mo
     } else {
         assert!(log.contains("[credential-guard] stopped"), "{log}");
     }
+}
+
+/// A guard that dies (killed by root in the container, say) is started
+/// again by its keeper, the process `container-setup` records, and says so.
+fn a_killed_guard_is_restarted(guard: Guard, mode: Mode) {
+    let Some(s) = Session::start(guard, mode) else {
+        return;
+    };
+    let keeper = s.containers[0].pid.unwrap();
+    let guard_of = |keeper: i32| {
+        children_of(keeper).into_iter().find(|&pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            args.iter().any(|a| *a == b"guard" || *a == b"--guard")
+                && !args.iter().any(|a| *a == b"--keep")
+        })
+    };
+    let first = guard_of(keeper).expect("the recorded process runs the guard");
+    kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
+    s.wait_for(
+        "the guard was started again",
+        Duration::from_secs(15),
+        || guard_of(keeper).is_some_and(|pid| pid != first),
+    );
+    assert!(alive(keeper));
+    let v = claude("after-kill", 80);
+    write_by_rename(&s.home_file(CLAUDE), &v);
+    s.wait_equal(
+        &s.host_file(CLAUDE),
+        &v,
+        "a refresh reached the host through the restarted guard",
+    );
+    let log = s.log_text();
+    assert!(log.contains(&format!("(pid {first})")), "{log}");
+    assert!(
+        log.contains("SIGKILL") || log.contains("status 137"),
+        "{log}"
+    );
 }
 
 /// The bug the live mode fixes: Claude Code, Qwen Code and opencode

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use caw_auth::manifest::{Strategy, DEFAULT_MOUNT_POINT};
 
-use crate::setup::{self, GuardCommand, SetupOptions, BEDROCK_ENV, READY_FD};
-use crate::supervise::{ChildSpec, Credentials, Init, InitError, MainCommand};
+use crate::setup::{self, GuardCommand, SetupOptions, BEDROCK_ENV};
+use crate::supervise::{Credentials, Init, InitError, MainCommand};
 use crate::user::{self, User};
 
 /// `PATH` for a command whose environment has none (Docker's default).
@@ -101,7 +101,7 @@ pub fn default_mount_point() -> PathBuf {
 ///
 /// `guard_command(C)` gives the command line of the guard for home `C`
 /// (the CLI owns that syntax); it must accept a ready descriptor at
-/// [`READY_FD`].
+/// [`READY_FD`](setup::READY_FD).
 pub fn exec(
     opts: &ExecOptions,
     guard_command: impl FnOnce(&Path) -> GuardCommand,
@@ -130,14 +130,7 @@ pub fn exec(
     } else {
         let guard = guard_command(&user.home);
         let pid = init.supervise(
-            ChildSpec {
-                name: GUARD_NAME.into(),
-                program: guard.program,
-                arg0: guard.arg0,
-                args: guard.args,
-                ready_fd: Some(READY_FD),
-                pid_file: Some(setup_opts.pid_file.clone()),
-            },
+            setup::guard_spec(&guard, Some(setup_opts.pid_file.clone())),
             GUARD_READY_TIMEOUT,
         )?;
         log::info!("[caw-init] {GUARD_NAME} started (pid {pid})");

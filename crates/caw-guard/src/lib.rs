@@ -21,7 +21,7 @@ pub mod user;
 
 pub use error::{Error, Result};
 pub use guard::{run_guard, GuardOptions, LIVE_DIR};
-pub use setup::{container_setup, GuardCommand, SetupOptions, READY_FD};
+pub use setup::{container_setup, keep_guard, GuardCommand, SetupOptions, READY_FD};
 
 /// Take the ready-notification descriptor a parent `container-setup` passed,
 /// if it is open.

@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::guard::{self, LIVE_DIR};
+use crate::init::GUARD_NAME;
 use crate::mounts::is_mount_point;
 use crate::supervise::{self, ChildSpec};
 use crate::user::{self, User};
@@ -223,14 +224,7 @@ pub fn container_setup(opts: &SetupOptions, command: &GuardCommand) -> Result<()
 /// stderr inherited so `docker logs` shows it), the way the init starts its
 /// supervised children, and wait until it is ready.
 pub fn spawn_guard(command: &GuardCommand) -> Result<u32> {
-    let spec = ChildSpec {
-        name: "credential guard".into(),
-        program: command.program.clone(),
-        arg0: command.arg0.clone(),
-        args: command.args.clone(),
-        ready_fd: Some(READY_FD),
-        pid_file: None,
-    };
+    let spec = guard_spec(command, None);
     let start = |reason: String| Error::GuardStart { reason };
     let (pid, ready) = supervise::spawn_child(&spec).map_err(|e| start(e.to_string()))?;
     if let Some(ready) = ready {
@@ -240,6 +234,41 @@ pub fn spawn_guard(command: &GuardCommand) -> Result<u32> {
         })?;
     }
     Ok(pid.as_raw() as u32)
+}
+
+/// `command` as a supervised child that reports ready on [`READY_FD`].
+pub(crate) fn guard_spec(command: &GuardCommand, pid_file: Option<PathBuf>) -> ChildSpec {
+    ChildSpec {
+        name: GUARD_NAME.into(),
+        program: command.program.clone(),
+        arg0: command.arg0.clone(),
+        args: command.args.clone(),
+        ready_fd: Some(READY_FD),
+        pid_file,
+    }
+}
+
+/// Keep the guard `command` starts running until SIGTERM: restarted, with
+/// backoff and a log line, whenever it dies (killed by root in the
+/// container, say). `ready`, once the first guard is ready, gets one byte.
+///
+/// This is what `container-setup` starts in the background (and records
+/// in the PID file), so that a guard outside `caw auth exec` is supervised
+/// as one under it is; SIGTERM stops the guard, then this.
+pub fn keep_guard(command: &GuardCommand, ready: Option<std::os::fd::OwnedFd>) -> Result<()> {
+    let start = |reason: String| Error::GuardStart { reason };
+    let mut init = supervise::Init::new()
+        .map_err(|e| start(e.to_string()))?
+        .with_voice("[credential-guard]");
+    init.supervise(guard_spec(command, None), READY_TIMEOUT)
+        .map_err(|e| start(e.to_string()))?;
+    if let Some(fd) = ready {
+        let _ = std::io::Write::write_all(&mut std::fs::File::from(fd), b"R");
+    }
+    init.keep().map_err(|e| Error::GuardStart {
+        reason: format!("the guard's keeper failed: {e}"),
+    })?;
+    Ok(())
 }
 
 /// Record `pid`, replacing whatever is at `path` (a link there is replaced, not followed).

@@ -220,6 +220,8 @@ pub struct Init {
     children: Vec<Supervised>,
     backoff: Backoff,
     stop_grace: Duration,
+    /// What its log lines start with.
+    voice: &'static str,
 }
 
 /// The signals the init reads from its signalfd.
@@ -256,12 +258,19 @@ impl Init {
             children: Vec::new(),
             backoff: Backoff::default(),
             stop_grace: DEFAULT_STOP_GRACE,
+            voice: "[caw-init]",
         })
     }
 
     /// Use `backoff` for restarts.
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Start log lines with `voice` (default `[caw-init]`).
+    pub fn with_voice(mut self, voice: &'static str) -> Self {
+        self.voice = voice;
         self
     }
 
@@ -318,6 +327,35 @@ impl Init {
         let result = self.main_loop(main_pid);
         self.stop_children();
         result
+    }
+
+    /// With no main command: keep the supervised children running until
+    /// SIGTERM, SIGINT, SIGHUP or SIGQUIT arrives, then stop them. Other
+    /// signals are ignored. Returns 0: a stop that was asked for.
+    pub fn keep(mut self) -> Result<i32, InitError> {
+        let result = self.keep_loop();
+        self.stop_children();
+        result
+    }
+
+    fn keep_loop(&mut self) -> Result<i32, InitError> {
+        loop {
+            self.reap(None)?;
+            self.restart_due();
+            let readable = self.wait_for_events()?;
+            while let Ok(Some(info)) = self.signals.read_signal() {
+                let stop = matches!(
+                    Signal::try_from(info.ssi_signo as i32),
+                    Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT)
+                );
+                if stop {
+                    return Ok(0);
+                }
+            }
+            for i in readable {
+                self.read_ready(i);
+            }
+        }
     }
 
     fn main_loop(&mut self, main_pid: Pid) -> Result<i32, InitError> {
@@ -379,10 +417,13 @@ impl Init {
             if signal == Signal::SIGCHLD {
                 continue;
             }
-            log::debug!("[caw-init] forwarding {signal} to pid {main_pid}");
+            log::debug!("{} forwarding {signal} to pid {main_pid}", self.voice);
             match kill(main_pid, signal) {
                 Ok(()) | Err(Errno::ESRCH) => {}
-                Err(e) => log::warn!("[caw-init] cannot forward {signal} to pid {main_pid}: {e}"),
+                Err(e) => log::warn!(
+                    "{} cannot forward {signal} to pid {main_pid}: {e}",
+                    self.voice
+                ),
             }
         }
     }
@@ -416,7 +457,7 @@ impl Init {
                     let _ = std::fs::remove_file(path);
                 }
             } else {
-                log::debug!("[caw-init] reaped pid {pid} ({})", describe(status));
+                log::debug!("{} reaped pid {pid} ({})", self.voice, describe(status));
             }
         }
         Ok(main_code)
@@ -436,7 +477,8 @@ impl Init {
             ));
             let waited = child.delay.unwrap_or_default();
             let what = format!(
-                "[caw-init] the {} (pid {old}) {how} after {}; ",
+                "{} the {} (pid {old}) {how} after {}; ",
+                self.voice,
                 child.spec.name,
                 human(ran)
             );
@@ -467,7 +509,11 @@ impl Init {
         let mut byte = [0u8; 1];
         if nix::unistd::read(fd.as_fd(), &mut byte) == Ok(1) {
             if let Some(pid) = child.pid {
-                log::debug!("[caw-init] the {} (pid {pid}) is ready", child.spec.name);
+                log::debug!(
+                    "{} the {} (pid {pid}) is ready",
+                    self.voice,
+                    child.spec.name
+                );
             }
         }
     }
@@ -494,7 +540,8 @@ impl Init {
                 for c in &mut self.children {
                     if let Some(pid) = c.pid.take() {
                         log::warn!(
-                            "[caw-init] the {} (pid {pid}) ignored SIGTERM; killing it",
+                            "{} the {} (pid {pid}) ignored SIGTERM; killing it",
+                            self.voice,
                             c.spec.name
                         );
                         let _ = kill(pid, Signal::SIGKILL);

@@ -15,10 +15,17 @@ set -eu
 # `setup-container.sh --guard M C U` is the shell guard itself, started by
 # the setup below; it has its own command line so it can be recognised and
 # stopped by the next setup.
+# `--guard --keep M C U` is the guard's keeper: it runs the guard as a child
+# and starts it again whenever it dies; setup starts it and records its PID.
 guard_mode=
+keep_mode=
 if [ "${1:-}" = --guard ]; then
     guard_mode=1
     shift
+    if [ "${1:-}" = --keep ]; then
+        keep_mode=1
+        shift
+    fi
 fi
 
 M=${1:-/tmp/caw_auth}
@@ -494,6 +501,55 @@ EOF_PAIRS
     done
 }
 
+# The keeper: the guard as a child, restarted after 1 s, doubling to 60 s
+# while it keeps dying quickly (back to 1 s after a minute's run), one log
+# line each time. Its PID file is written once the first guard is ready;
+# SIGTERM stops the guard, then the keeper.
+keep_guard() {
+    set +e
+    K=$(mktemp -d "${TMPDIR:-/tmp}/caw_keep.XXXXXX") || exit 1
+    child=
+    nap=
+    trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; wait "$child"; fi; [ -z "$nap" ] || kill "$nap" 2>/dev/null; rm -rf "$K"; exit 0' TERM INT HUP
+    delay=1
+    first=1
+    while :; do
+        started=$(date +%s)
+        # Its temp files go in $K, so the keeper can clear what a killed one left.
+        CAW_GUARD_PID_FILE=$K/guard.pid TMPDIR=$K "$SH" "$0" --guard "$M" "$C" "$U" < /dev/null &
+        child=$!
+        if [ -n "$first" ]; then
+            n=0
+            while [ "$(cat "$K/guard.pid" 2>/dev/null)" != "$child" ]; do
+                alive "$child" || { rm -rf "$K"; exit 1; }
+                [ "$n" -lt 300 ] || { kill -KILL "$child" 2>/dev/null; rm -rf "$K"; exit 1; }
+                sleep 0.1 2>/dev/null || sleep 1
+                n=$((n + 1))
+            done
+            rm -f "$PIDFILE"
+            (set -C && echo "$$" > "$PIDFILE") || glog "warning: cannot write $PIDFILE" >&2
+            first=
+        fi
+        wait "$child"
+        rc=$?
+        rm -rf "$K"/caw_guard.*
+        ran=$(($(date +%s) - started))
+        [ "$ran" -lt 60 ] || delay=1
+        glog "warning: the credential guard (pid $child) ended (status $rc) after ${ran}s; restarting it in ${delay}s" >&2
+        child=
+        sleep "$delay" &
+        nap=$!
+        wait "$nap"
+        nap=
+        delay=$((delay * 2))
+        [ "$delay" -le 60 ] || delay=60
+    done
+}
+
+if [ -n "$keep_mode" ]; then
+    keep_guard
+    exit 1
+fi
 if [ -n "$guard_mode" ]; then
     run_guard
     exit 0
@@ -594,10 +650,10 @@ elif [ "$credentials" = 0 ]; then
     say "no credential to guard"
 else
     rm -f "$PIDFILE"
-    "$SH" "$self" --guard "$M" "$C" "$U" < /dev/null &
+    "$SH" "$self" --guard --keep "$M" "$C" "$U" < /dev/null &
     pid=$!
-    # The guard writes its PID file (noclobber: a link planted at that name is
-    # not written through) once its first pass is done; wait for that.
+    # The keeper writes its PID file (noclobber: a link planted at that name
+    # is not written through) once the guard's first pass is done; wait for that.
     n=0
     while [ "$(cat "$PIDFILE" 2>/dev/null)" != "$pid" ]; do
         alive "$pid" || die "the credential guard exited; see the messages above"

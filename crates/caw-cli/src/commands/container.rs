@@ -37,6 +37,10 @@ pub struct GuardArgs {
     /// Descriptor to report readiness on (used by container-setup)
     #[arg(long, value_name = "FD", hide = true)]
     ready_fd: Option<i32>,
+    /// Run the guard as a child and restart it whenever it dies (what
+    /// container-setup starts)
+    #[arg(long, hide = true)]
+    keep: bool,
 }
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
@@ -45,7 +49,9 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         args.container_home.clone(),
         args.user.clone(),
     );
-    let command = guard_command(&args.mount_point, &args.container_home, &args.user);
+    // The guard's keeper, so that a guard killed in the container comes back.
+    let mut command = guard_command(&args.mount_point, &args.container_home, &args.user);
+    command.args.push("--keep".into());
     caw_guard::container_setup(&opts, &command)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -78,6 +84,12 @@ pub fn guard_command(
 }
 
 pub fn guard(args: GuardArgs) -> anyhow::Result<ExitCode> {
+    if args.keep {
+        let ready = args.ready_fd.and_then(caw_guard::inherited_ready_fd);
+        let guard = guard_command(&args.mount_point, &args.container_home, &args.user);
+        caw_guard::keep_guard(&guard, ready)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     caw_guard::run_guard(caw_guard::GuardOptions {
         mount_point: args.mount_point,
         container_home: args.container_home,
