@@ -425,10 +425,13 @@ fn signal_and_wait(pid: i32, signal: Signal, within: Duration) -> bool {
 /// only the idle time between passes is cut. SIGPIPE, because a shell
 /// reports a child ended by any other signal (except SIGINT) in the log.
 fn wake_from_sleep(pid: i32) {
+    // `pid` is the guard's keeper: the guard's `sleep` is a grandchild.
     for child in children_of(pid) {
-        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-        if comm.trim() == "sleep" {
-            let _ = kill(Pid::from_raw(child), Signal::SIGPIPE);
+        for process in std::iter::once(child).chain(children_of(child)) {
+            let comm = std::fs::read_to_string(format!("/proc/{process}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                let _ = kill(Pid::from_raw(process), Signal::SIGPIPE);
+            }
         }
     }
 }
@@ -1123,6 +1126,8 @@ scenarios! {
         a_missing_credential_mount_stops_setup,
         a_second_setup_replaces_the_guard_and_bedrock_skips_it,
         a_killed_guard_is_restarted,
+        concurrent_writes_end_with_the_newest_everywhere,
+        a_fifo_flapping_in_the_home_does_not_hang_the_guard,
     ],
     live: [
         a_host_rename_refresh_reaches_the_home,
@@ -1747,6 +1752,59 @@ fn a_second_setup_replaces_the_guard_and_bedrock_skips_it(guard: Guard, mode: Mo
     }
 }
 
+/// The agent and the host refresh at the same moments, 5 rounds of 15
+/// writes each: whatever the interleaving, each round ends with the newest
+/// login (the latest expiry) everywhere. A guard that renames what it read
+/// over a file someone has just rewritten loses that login.
+fn concurrent_writes_end_with_the_newest_everywhere(guard: Guard, mode: Mode) {
+    let Some(s) = Session::start(guard, mode) else {
+        return;
+    };
+    let (home, host) = (s.home_file(CLAUDE), s.host_file(CLAUDE));
+    for round in 0..5i64 {
+        let base = 100 + round * 100;
+        let writer = |path: &Path, side: i64, in_place: bool| {
+            let mut mine = Vec::new();
+            for k in 0..15i64 {
+                mine = claude(&format!("r{round}s{side}k{k}"), base + 2 * k + side);
+                if in_place {
+                    write_in_place(path, &mine);
+                } else {
+                    write_by_rename(path, &mine);
+                }
+                let pause = (k * 37 + side * 11) % 120;
+                std::thread::sleep(Duration::from_millis(pause as u64));
+            }
+            mine
+        };
+        let host_in_place = mode == Mode::Bind || round % 2 == 1;
+        // The last write of one side (the agent's in even rounds) is the
+        // latest expiry of the round.
+        let (agent_side, host_side) = if round % 2 == 0 { (1, 0) } else { (0, 1) };
+        let newest = std::thread::scope(|scope| {
+            let agent = scope.spawn(|| writer(&home, agent_side, round % 2 == 0));
+            let host = scope.spawn(|| writer(&host, host_side, host_in_place));
+            let (agent, host) = (agent.join().unwrap(), host.join().unwrap());
+            if agent_side == 1 {
+                agent
+            } else {
+                host
+            }
+        });
+        s.wait_equal(
+            &home,
+            &newest,
+            &format!("round {round}: the newest reached the home"),
+        );
+        s.wait_equal(
+            &host,
+            &newest,
+            &format!("round {round}: the newest stayed on the host"),
+        );
+    }
+    assert_no_secrets(&s.all_logs());
+}
+
 /// A guard that dies (killed by root in the container, say) is started
 /// again by its keeper, the process `container-setup` records, and says so.
 fn a_killed_guard_is_restarted(guard: Guard, mode: Mode) {
@@ -2040,6 +2098,46 @@ fn the_sync_stays_while_a_guard_is_attached(guard: Guard, mode: Mode) {
 
 /// A shell guard without flock(1) (Debian's busybox has none) opens `live/`
 /// on every pass instead, and the host sync counts that as attached.
+/// A guard looks before it reads; a FIFO put in place of the home file
+/// between the two would block the read's open for good (the shell guard's
+/// `head`). The agent user swaps its file for a FIFO and back every few
+/// milliseconds for 3 s: the guard goes on, and the next refresh reaches
+/// the host.
+fn a_fifo_flapping_in_the_home_does_not_hang_the_guard(guard: Guard, mode: Mode) {
+    let Some(s) = Session::start(guard, mode) else {
+        return;
+    };
+    let home = s.home_file(CLAUDE);
+    let (uid, gid) = {
+        let dir = std::fs::metadata(home.parent().unwrap()).unwrap();
+        (dir.uid(), dir.gid())
+    };
+    let fifo = home.with_extension("fifo");
+    let regular = home.with_extension("regular");
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut n = 0;
+    while Instant::now() < until {
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        std::os::unix::fs::chown(&fifo, Some(uid), Some(gid)).unwrap();
+        std::fs::rename(&fifo, &home).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        std::fs::write(&regular, claude(&format!("flap{n}"), 70)).unwrap();
+        std::os::unix::fs::chown(&regular, Some(uid), Some(gid)).unwrap();
+        std::fs::rename(&regular, &home).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        n += 1;
+    }
+    let v = claude("after-fifo", 80);
+    write_by_rename(&home, &v);
+    s.wait_for(
+        "a refresh after the FIFOs reached the host",
+        s.guard.budget() * 2 + Duration::from_secs(3),
+        || read(&s.host_file(CLAUDE)) == v,
+    );
+    let log = s.log_text();
+    assert!(!log.contains("ended (status"), "the guard died:\n{log}");
+}
+
 fn a_shell_guard_without_flock_keeps_the_sync_by_heartbeat(guard: Guard, mode: Mode) {
     assert_eq!((guard, mode), (Guard::Shell, Mode::Live));
     let Some(mut s) = Session::start(guard, mode) else {

@@ -79,6 +79,12 @@ tab=$(printf '\t')
 MAX_BYTES=1048576
 CAW_READ_MAX=$((MAX_BYTES + 1))
 export CAW_READ_MAX
+# Read $CAW_FROM, capped: opened read-write, which never blocks (a FIFO put
+# there between a look and a plain read's open would block it for good),
+# and read only when what was opened is a regular file.
+READ='exec 3<>"$CAW_FROM" 2>/dev/null || exit 1
+if [ -d /proc/self/fd ]; then [ -f /proc/self/fd/3 ] || exit 1; fi
+exec head -c "$CAW_READ_MAX" <&3'
 
 # fits FILE: FILE (a capped read) is not over MAX_BYTES.
 fits() {
@@ -126,13 +132,31 @@ as_user() {
 
 # Replace $CAW_TO by stdin: a temp file in the same directory, mode $CAW_MODE,
 # renamed over the target (which replaces a symlink there instead of writing
-# through it). Missing directories are created private.
+# through it). Missing directories are created private. When $CAW_EXPECT is
+# set (the fingerprint of what the decision read, or `missing`) and the
+# target no longer matches it, nothing is written and the status is 3: a
+# writer came in between, and the pair is looked at again. (A shell has no
+# atomic exchange: a rename into place in the instant between this check and
+# ours is still replaced. The bundled caw has no such window.)
 HOME_WRITE='umask 077
 d=${CAW_TO%/*}
 mkdir -p "$d" || exit 1
 t=$(mktemp "$d/.caw-guard.XXXXXX") || exit 1
-if cat > "$t" && chmod "$CAW_MODE" "$t" && { [ -z "${CAW_OWNER:-}" ] || chown -h "$CAW_OWNER" "$t"; } && mv -fT "$t" "$CAW_TO"; then
-    exit 0
+if cat > "$t" && chmod "$CAW_MODE" "$t" && { [ -z "${CAW_OWNER:-}" ] || chown -h "$CAW_OWNER" "$t"; }; then
+    if [ -n "${CAW_EXPECT:-}" ]; then
+        if [ -e "$CAW_TO" ] || [ -L "$CAW_TO" ]; then
+            now=$(exec 3<>"$CAW_TO" 2>/dev/null || exit 1
+                if [ -d /proc/self/fd ]; then [ -f /proc/self/fd/3 ] || exit 1; fi
+                head -c "$CAW_READ_MAX" <&3 | sha256sum)
+        else
+            now=missing
+        fi
+        if [ "$now" != "$CAW_EXPECT" ]; then
+            rm -f "$t"
+            exit 3
+        fi
+    fi
+    mv -fT "$t" "$CAW_TO" && exit 0
 fi
 rm -f "$t"
 exit 1'
@@ -149,7 +173,7 @@ home_write() {
 home_read() {
     CAW_FROM=$1
     export CAW_FROM
-    as_user 'exec head -c "$CAW_READ_MAX" -- "$CAW_FROM"'
+    as_user "$READ"
 }
 
 # The shared side of a credential. Bind mode: the host file mounted at
@@ -175,23 +199,39 @@ shared_read() {
     if [ "$MODE" = live ]; then
         CAW_FROM=$1
         export CAW_FROM
-        as_live 'exec head -c "$CAW_READ_MAX" -- "$CAW_FROM"'
+        as_live "$READ"
     else
-        head -c "$CAW_READ_MAX" -- "$1"
+        CAW_FROM=$1 "$SH" -c "$READ"
     fi
 }
 
-# shared_write FILE < bytes
+# shared_write FILE BYTES_FILE (CAW_EXPECT as for HOME_WRITE)
 shared_write() {
     if [ "$MODE" = live ]; then
         CAW_TO=$1
         CAW_MODE=600
         export CAW_TO CAW_MODE
-        as_live "$HOME_WRITE"
+        as_live "$HOME_WRITE" < "$2"
     else
         # In place: a bind-mounted file keeps its inode, owner and mode.
-        cat > "$1"
+        # Written over, then cut to length only when it was longer: a reader
+        # on the host never finds it empty (as `cat >` would leave it for an
+        # instant), and a write as long as the last needs no second step.
+        if [ -n "${CAW_EXPECT:-}" ]; then
+            now=$(CAW_FROM=$1 "$SH" -c "$READ" | sha256sum)
+            [ "$now" = "$CAW_EXPECT" ] || return 3
+        fi
+        w_len=$(($(wc -c < "$2")))
+        w_was=$(stat -c %s -- "$1" 2>/dev/null) || w_was=0
+        dd if="$2" of="$1" conv=notrunc 2>/dev/null || return 1
+        [ "$w_was" -le "$w_len" ] ||
+            dd if=/dev/null of="$1" bs=1 seek="$w_len" 2>/dev/null
     fi
+}
+
+# fingerprint FILE: what HOME_WRITE and shared_write compare with.
+fingerprint() {
+    sha256sum < "$1"
 }
 
 # A complete JSON object, as far as a shell can tell: after dropping white
@@ -331,7 +371,8 @@ sync_pair() {
     esac
 
     case $hstate in
-        missing | link) to_home "$n" "$sfile" "$hfile" "$mode"; return 0 ;;
+        missing) CAW_EXPECT=missing to_home "$n" "$sfile" "$hfile" "$mode"; return 0 ;;
+        link) to_home "$n" "$sfile" "$hfile" "$mode"; return 0 ;;
         other)
             report "$n" other "warning: $hfile is not a plain file the guard may touch (a directory or a hard link); leaving it alone"
             return 0
@@ -402,26 +443,43 @@ older() {
 # After a write the pair is looked at again on the next pass (it then finds
 # both sides equal): recording the files' state now could record a change
 # someone made right after ours, which would then never be looked at.
+# Each write goes only while its target still holds what was read
+# (CAW_EXPECT): otherwise (status 3) nothing is written and the next pass
+# decides again.
 to_home() {
     eval "sig_$1="
-    if home_write "$3" "$4" < "$S/m"; then
-        cp "$S/m" "$S/$1.last"
-        report "$1" "" ""
-        glog "synced $2 -> $3"
-    else
-        glog "error: cannot write $3" >&2
-    fi
+    [ -n "${CAW_EXPECT:-}" ] || [ ! -f "$S/h" ] || [ "$hstate" != ok ] || CAW_EXPECT=$(fingerprint "$S/h")
+    export CAW_EXPECT
+    home_write "$3" "$4" < "$S/m"
+    w=$?
+    CAW_EXPECT=
+    case $w in
+        0)
+            cp "$S/m" "$S/$1.last"
+            report "$1" "" ""
+            glog "synced $2 -> $3"
+            ;;
+        3) ;;
+        *) glog "error: cannot write $3" >&2 ;;
+    esac
 }
 
 to_shared() {
     eval "sig_$1="
-    if shared_write "$3" < "$S/h"; then
-        cp "$S/h" "$S/$1.last"
-        report "$1" "" ""
-        glog "synced $2 -> $3"
-    else
-        glog "error: cannot write $3" >&2
-    fi
+    CAW_EXPECT=$(fingerprint "$S/m")
+    export CAW_EXPECT
+    shared_write "$3" "$S/h"
+    w=$?
+    CAW_EXPECT=
+    case $w in
+        0)
+            cp "$S/h" "$S/$1.last"
+            report "$1" "" ""
+            glog "synced $2 -> $3"
+            ;;
+        3) ;;
+        *) glog "error: cannot write $3" >&2 ;;
+    esac
 }
 
 # The shared file of a credential: in M/live, or the bind-mounted host file.
