@@ -62,7 +62,8 @@ fn shell_rules() -> String {
             } => {
                 // Empty fields would vanish in the shell's `read`: `.` is the top level.
                 let object = if object.is_empty() { "." } else { object };
-                [agent.name, object, expiry, &tokens.join(",")].join("\t")
+                let max = agent.max_lifetime.as_secs().to_string();
+                [agent.name, object, expiry, &tokens.join(","), &max].join("\t")
             }
             ShellRules::NoSync(why) => [agent.name, "-", "-", why].join("\t"),
         };

@@ -1438,20 +1438,15 @@ fn half_written_and_older_tokens_are_not_propagated(guard: Guard, mode: Mode) {
     );
     let older = claude("older-host", 2);
     write_in_place(&s.host_file(CLAUDE), &older);
-    if guard == Guard::Rust || mode == Mode::Live {
-        // The Rust guard (bind) or the host sync (live) carries the newer
-        // one back, without touching the other side.
-        s.wait_equal(
-            &s.host_file(CLAUDE),
-            &newest,
-            "the newer login was carried back over an older host token",
-        );
-        if mode == Mode::Live {
-            assert_holds!(&s.live_file(CLAUDE), newest);
-        }
-    } else {
-        s.barrier(Side::Host);
-        assert_holds!(&s.host_file(CLAUDE), older);
+    // The guard (bind) or the host sync (live) carries the newer one back,
+    // without touching the other side.
+    s.wait_equal(
+        &s.host_file(CLAUDE),
+        &newest,
+        "the newer login was carried back over an older host token",
+    );
+    if mode == Mode::Live {
+        assert_holds!(&s.live_file(CLAUDE), newest);
     }
     assert_holds!(
         &s.home_file(CLAUDE),

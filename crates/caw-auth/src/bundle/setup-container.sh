@@ -65,6 +65,7 @@ CAW_FILES_END
 
 # What this guard may check per agent, from caw's agent registry:
 #   agent TAB object (`.`: the top level) TAB expiry key TAB token keys (comma-separated)
+#     TAB the longest its tokens live, in seconds (a later expiry is implausible)
 #   agent TAB - TAB - TAB why it is not synced here
 RULES=$(cat <<'CAW_RULES_END'
 @CAW_RULES@
@@ -257,6 +258,7 @@ rule() {
     r_object=$(printf '%s\n' "$line" | cut -f2)
     r_expiry=$(printf '%s\n' "$line" | cut -f3)
     r_tokens=$(printf '%s\n' "$line" | cut -f4)
+    r_max=$(printf '%s\n' "$line" | cut -f5)
 }
 
 # judge FILE: sets j_ok (1: a usable login: every token key a non-empty
@@ -278,8 +280,14 @@ judge() {
         printf '%s' "$j_flat" | grep -q "\"$j_key\":\"[^\"]" || j_ok=0
     done
     IFS=$j_oldifs
-    j_limit=$((($(date +%s) + 31536000) * 1000))
-    if [ -n "$j_exp" ] && [ "${#j_exp}" -le 15 ] && [ "$j_exp" -le "$j_limit" ]; then :; else j_exp=; fi
+    # An expiry further ahead than the agent's tokens ever live is planted:
+    # implausible (j_imp), and it orders nothing.
+    j_imp=0
+    j_limit=$((($(date +%s) + ${r_max:-31536000}) * 1000))
+    if [ -n "$j_exp" ] && { [ "${#j_exp}" -gt 15 ] || [ "$j_exp" -gt "$j_limit" ]; }; then
+        j_imp=1
+    fi
+    [ "$j_imp" = 0 ] || j_exp=
 }
 
 # Whether a process is a caw guard: `caw auth guard` or this script's --guard.
@@ -392,9 +400,9 @@ sync_pair() {
         cmp -s "$S/h" "$last" && hchg=0
     fi
     judge "$S/m"
-    s_ok=$j_ok s_exp=$j_exp
+    s_ok=$j_ok s_exp=$j_exp s_imp=$j_imp
     judge "$S/h"
-    h_ok=$j_ok h_exp=$j_exp
+    h_ok=$j_ok h_exp=$j_exp h_imp=$j_imp
     # Refresh tokens held on the host (`setup --hold-refresh-token`): the
     # shared copy is the only truth; nothing of the home's goes back.
     if [ "$s_ok" = 1 ] && grep -q 'caw-held-on-the-host' "$S/m"; then
@@ -414,21 +422,29 @@ sync_pair() {
     else
         to=home
     fi
+    # The same order of checks as caw's own decision: a logged-out file, a
+    # planted expiry, then an older login, which the newer one replaces.
     if [ "$to" = home ]; then
         if [ "$s_ok" = 0 ] && [ "$h_ok" = 1 ]; then
             report "$n" outhome "warning: not syncing $sfile -> $hfile: it holds no usable login (a logout or a refused refresh); it stays where it was written"
+        elif [ "$s_imp" = 1 ]; then
+            report "$n" imphome "warning: not syncing $sfile -> $hfile: its expiry is further ahead than $agent's tokens live; it stays where it was written"
         elif older "$s_exp" "$h_exp" && ! { [ "$MODE" = live ] && [ "$hchg" = 0 ]; }; then
             # (In live mode, live/ taking back a login it held is the host
             # sync's verdict on it: the home follows.)
-            report "$n" downhome "warning: not syncing $sfile -> $hfile: its token expires before the one already there"
+            report "$n" downhome "warning: $sfile holds a token that expires before the one in $hfile: that newer login goes back"
+            to_shared "$n" "$hfile" "$sfile"
         else
             to_home "$n" "$sfile" "$hfile" "$mode"
         fi
     else
         if [ "$h_ok" = 0 ] && [ "$s_ok" = 1 ]; then
             report "$n" outshared "warning: not syncing $hfile -> $sfile: it holds no usable login (a logout or a refused refresh); it stays where it was written"
+        elif [ "$h_imp" = 1 ]; then
+            report "$n" impshared "warning: not syncing $hfile -> $sfile: its expiry is further ahead than $agent's tokens live; it stays where it was written"
         elif older "$h_exp" "$s_exp"; then
-            report "$n" downshared "warning: not syncing $hfile -> $sfile: its token expires before the one already there"
+            report "$n" downshared "warning: $hfile holds a token that expires before the one in $sfile: that newer login goes back"
+            to_home "$n" "$sfile" "$hfile" "$mode"
         else
             to_shared "$n" "$hfile" "$sfile"
         fi

@@ -7,6 +7,7 @@ mod oauth;
 mod refresh;
 mod robustness;
 mod setup;
+mod shell_decide;
 #[path = "../support/skip.rs"]
 #[allow(dead_code)]
 mod skip;
