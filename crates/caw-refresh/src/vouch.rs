@@ -381,6 +381,25 @@ pub fn claude_host_account(host_path: &Path) -> Option<String> {
     })
 }
 
+/// Whether a token endpoint's `answer` for the login at `host_path` names
+/// an account other than the host's: the refresh token it was sent was
+/// planted (a container paired the host's access token with its own
+/// account's refresh token), and the answer must not be written. Claude's
+/// answer names its `account.uuid`; the others' new tokens carry their
+/// identity and are compared as credentials (see `Credential::identity`).
+pub fn answer_is_foreign(agent: &str, answer: &[u8], host_path: &Path) -> bool {
+    if agent != "claude" {
+        return false;
+    }
+    let theirs = serde_json::from_slice::<Value>(answer)
+        .ok()
+        .and_then(|v| Some(v.pointer("/account/uuid")?.as_str()?.to_string()));
+    match (theirs, claude_host_account(host_path)) {
+        (Some(theirs), Some(ours)) => theirs != ours,
+        _ => false,
+    }
+}
+
 /// The ChatGPT account a Codex token's claims name.
 fn codex_account(claims: &Value) -> Option<String> {
     let id = claims

@@ -67,6 +67,9 @@ enum Done {
     Busy,
     /// The server refused the refresh token (its error code).
     Refused(String),
+    /// The answer is another account's login: the refresh token in the
+    /// host file was not this login's (planted). Nothing written.
+    Foreign,
     /// Worth another try later.
     Retry(String),
 }
@@ -261,6 +264,19 @@ impl Refresher {
                     )),
                 )
             }
+            Done::Foreign => {
+                login.refused = digest_now;
+                login.failures = 0;
+                (
+                    Some(false),
+                    Some(
+                        "the provider answered for another account: the refresh token in \
+                         this file is not the host's login's; nothing written; log in again \
+                         on the host"
+                            .into(),
+                    ),
+                )
+            }
             Done::Retry(why) => {
                 let wait = backoff
                     .saturating_mul(1 << login.failures.min(10))
@@ -273,7 +289,10 @@ impl Refresher {
                 )
             }
         };
-        if matches!(done, Done::Refreshed | Done::Refused(_) | Done::Retry(_)) {
+        if matches!(
+            done,
+            Done::Refreshed | Done::Refused(_) | Done::Foreign | Done::Retry(_)
+        ) {
             login.record.last_at = Some(now);
             login.record.ok = ok;
             login.record.last = Some(text.clone().unwrap_or_else(|| "ok".into()));
@@ -281,7 +300,7 @@ impl Refresher {
         let name = key.display();
         match (&done, text) {
             (Done::Refreshed, _) => log::info!("[caw sync] refreshed the login in {name}"),
-            (Done::Refused(_), Some(t)) => log::warn!("[caw sync] {name}: {t}"),
+            (Done::Refused(_) | Done::Foreign, Some(t)) => log::warn!("[caw sync] {name}: {t}"),
             (Done::Retry(_), Some(t)) => log::warn!("[caw sync] {name}: {t}"),
             (d, _) => log::debug!("[caw sync] {name}: {d:?}"),
         }
@@ -373,6 +392,9 @@ impl Job {
             Reply::NotSent(why) => return Ok(Done::Retry(format!("not sent: {why}"))),
             Reply::Unanswered(why) => return Ok(Done::Retry(format!("no answer: {why}"))),
         };
+        if caw_refresh::vouch::answer_is_foreign(self.agent.name, &body, &self.host) {
+            return Ok(Done::Foreign);
+        }
         let new = match self.protocol.apply(&before, &body, Timestamp::now()) {
             Ok(new) => new,
             Err(e) => return Ok(Done::Retry(format!("unusable answer: {e}"))),
@@ -380,6 +402,12 @@ impl Job {
         let judged = Credential::parse(self.agent, &new, Timestamp::now());
         if !judged.as_ref().is_some_and(|c| c.usable) {
             return Ok(Done::Retry("the answer makes no usable login".into()));
+        }
+        let old = Credential::parse(self.agent, &before, Timestamp::now());
+        if let (Some(old), Some(new)) = (&old, &judged) {
+            if old.identity.conflicts_with(&new.identity) {
+                return Ok(Done::Foreign);
+            }
         }
         self.store(&host, &before, &new, judged.as_ref())
     }

@@ -180,6 +180,45 @@ fn a_refused_refresh_writes_nothing_and_status_says_to_log_in() {
     assert!(log.contains("refresh refused (invalid_grant)"), "{log}");
 }
 
+/// A container paired the host's access token with a refresh token of its
+/// own account (the access token alone vouches for the host's account):
+/// the answer names the other account, and nothing of it is written.
+#[test]
+fn a_refresh_answered_for_another_account_writes_nothing() {
+    let env = TestEnv::empty();
+    env.claude(ms_from_now(3600));
+    let mut config: serde_json::Value =
+        serde_json::from_str(&read_text(&env.home.join(".claude.json"))).unwrap();
+    config["oauthAccount"]["accountUuid"] = crate::oauth::ACCOUNT.into();
+    env.write(".claude.json", &config.to_string(), 0o600);
+    let server = FakeOAuth::start();
+    let planted = server.grant_for("acct-other");
+    env.write(
+        ".claude/.credentials.json",
+        &claude_oauth("at-host", &planted, Some(ms_from_now(DUE_AT - 30))),
+        0o600,
+    );
+    setup_claude(&env, &env.auth);
+    let host = env.home.join(".claude/.credentials.json");
+    let before = read_text(&host);
+    let sync = start_sync(&env, &env.auth, &server, &["--refresh-backoff", "1"]);
+    wait_for("the refresh", Duration::from_secs(10), || {
+        !server.seen().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        read_text(&host),
+        before,
+        "another account's login was written"
+    );
+    assert_eq!(server.seen().len(), 1, "sent again");
+    let status = stdout(&env.auth(&["status"]));
+    assert!(status.contains("another account"), "{status}");
+    let log = stop_sync(sync);
+    assert!(log.contains("answered for another account"), "{log}");
+    assert!(!log.contains("at-fam") && !log.contains(&planted), "{log}");
+}
+
 #[test]
 fn a_failing_server_is_tried_again_after_a_backoff() {
     let env = TestEnv::empty();

@@ -389,7 +389,9 @@ fn decide(s: &mut State, agent: &str, ctype: &str, body: &[u8]) -> (u16, String)
             "token_type": "Bearer", "expires_in": 21600, "resource_url": "portal.qwen.ai"}),
         _ => serde_json::json!({"token_type": "Bearer", "access_token": access,
             "refresh_token": new_rt, "expires_in": s.expires_in.unwrap_or(28800),
-            "scope": "user:inference user:profile"}),
+            "scope": "user:inference user:profile",
+            "account": {"uuid": account, "email_address": "dev@example.com"},
+            "organization": {"uuid": "org-1", "name": "Dev's Organization"}}),
     };
     (200, answer.to_string())
 }
