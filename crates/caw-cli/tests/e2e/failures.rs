@@ -5,7 +5,60 @@ use crate::image::MOUNT_POINT;
 use crate::session::{Guard, Session};
 use crate::util::{ms_from_now, stderr, stdout, tree_state, TestEnv};
 
-crate::for_both_guards!(missing_credential_mounts_stop_setup);
+crate::for_both_guards!(
+    missing_credential_mounts_stop_setup,
+    a_guard_killed_by_root_in_the_container_comes_back,
+);
+
+/// The guard's process under its keeper (the PID in the pid file), by root
+/// in the container: the first child of the keeper that is not a keeper.
+const GUARD_PID: &str = "k=$(cat /tmp/caw_credential_guard.pid) || exit 1
+for p in $(cat /proc/$k/task/$k/children); do
+    tr '\\0' ' ' < /proc/$p/cmdline | grep -q -e guard && \\
+        ! tr '\\0' ' ' < /proc/$p/cmdline | grep -q -e --keep && { echo $p; exit 0; }
+done
+exit 1";
+
+/// Root in the container kills the guard (`kill -9`): its keeper starts it
+/// again, and a refresh in the container still reaches the host.
+fn a_guard_killed_by_root_in_the_container_comes_back(guard: Guard, test: &str) {
+    let Some(session) = Session::new(guard, test) else {
+        return;
+    };
+    let c = session.serve("a");
+    let first = c.sh_ok(true, GUARD_PID, &[], None).trim().to_string();
+    c.sh_ok(true, "kill -9 \"$1\"", &[&first], None);
+    let deadline = std::time::Instant::now() + guard.budget() * 3;
+    loop {
+        let out = c.sh(true, GUARD_PID, &[], None);
+        let now = text(&out.stdout).trim().to_string();
+        if out.status.success() && !now.is_empty() && now != first {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guard was not started again:\n{}",
+            c.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let claude = crate::session::CREDS[0];
+    let fresh = claude.refreshed("AFTER-KILL", 95);
+    claude.write_in_container(&c, &fresh);
+    let host = session.host(claude.path);
+    let deadline = std::time::Instant::now() + guard.budget() * 3;
+    while std::fs::read(&host).unwrap_or_default() != fresh {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a refresh after the restart did not reach the host:\n{}",
+            c.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let logs = c.logs();
+    assert!(logs.contains(&format!("(pid {first})")), "{logs}");
+    session.finish(c);
+}
 
 /// Only the auth dir is mounted (`-v A:/tmp/caw_auth:ro`), not the
 /// credential channel: the container would use the auth dir's snapshots,
