@@ -32,6 +32,21 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("CAW_NO_VERIFY", "") not in ("", "0", "false"),
         help="take containers' Claude and Codex logins without asking the provider whose they are",
     )
+    sync.add_argument(
+        "--store",
+        default=os.environ.get("CAW_STORE") or None,
+        metavar="URL",
+        help="share logins with the user's other machines: etcd://HOST:PORT[,HOST:PORT...][/PREFIX]",
+    )
+    sync.add_argument(
+        "--store-key",
+        default=os.environ.get("CAW_STORE_KEY") or None,
+        metavar="FILE",
+        help="the store key every machine holds (caw auth store-key FILE)",
+    )
+    sync.add_argument(
+        "--store-ca", default=os.environ.get("CAW_STORE_CA") or None, metavar="FILE"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     _caw.host_sync(
@@ -39,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         idle_exit=max(args.idle_exit, 0),
         refresh=not args.no_refresh,
         verify=not args.no_verify,
+        store=args.store,
+        store_key=args.store_key,
+        store_ca=args.store_ca,
     )
     return 0
 

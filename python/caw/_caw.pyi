@@ -49,7 +49,16 @@ def get_docker_flags(
     """The ``docker run`` ``-v`` flags for an auth dir, on one line; starts the
     host sync with ``sync_command`` when none runs."""
 
-def host_sync(*, auth_dir: Optional[_Path] = None, idle_exit: int = 600, refresh: bool = True) -> str:
+def host_sync(
+    *,
+    auth_dir: Optional[_Path] = None,
+    idle_exit: int = 600,
+    refresh: bool = True,
+    verify: bool = True,
+    store: Optional[str] = None,
+    store_key: Optional[_Path] = None,
+    store_ca: Optional[_Path] = None,
+) -> str:
     """The host sync in the foreground until stopped; returns why it ended."""
 
 def teardown(

@@ -150,6 +150,14 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The store (`--store`) cannot be used as given: its key, its TLS
+    /// files, its address.
+    #[error("cannot use the store: {reason}")]
+    Store {
+        /// What is wrong (a path, never a secret).
+        reason: String,
+    },
+
     /// An option value that is out of range (e.g. a relative container home).
     #[error("invalid {option} `{value}`: {reason}")]
     InvalidOption {

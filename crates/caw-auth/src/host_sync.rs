@@ -43,6 +43,28 @@ pub struct SyncState {
     /// not refresh (`--no-refresh`, or a build without the refresher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<std::collections::BTreeMap<String, LoginRefresh>>,
+    /// The store it joins this machine's logins to (`--store`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreState>,
+}
+
+/// The host sync's view of the store (no token, no key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreState {
+    /// `etcd://…`, as given.
+    pub url: String,
+    /// Since when no member answers; `None`: it answers.
+    #[serde(default)]
+    pub unreachable_since: Option<Timestamp>,
+    /// The agents whose logins this machine refreshes for every machine.
+    #[serde(default)]
+    pub refresher_of: Vec<String>,
+    /// The agents whose last refresh (on any machine) has an unknown outcome.
+    #[serde(default)]
+    pub outcome_unknown: Vec<String>,
+    /// The last thing that went wrong (a wrong store key, …).
+    #[serde(default)]
+    pub problem: Option<String>,
 }
 
 /// The refresher's record of one login (no token: `sync.json` is readable
@@ -66,6 +88,10 @@ pub struct LoginRefresh {
     /// Whether containers get the login without its refresh token.
     #[serde(default)]
     pub held: bool,
+    /// Why it is not refreshed here now, although due (another machine
+    /// refreshes it, the store is unreachable, an outcome is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// Whether a sync runs for an auth dir.
@@ -309,6 +335,7 @@ mod tests {
             started_at: Timestamp::from_second(1_700_000_000).unwrap(),
             last_sync: None,
             refresh: None,
+            store: None,
         };
         write_state(&auth, &state).unwrap();
         assert_eq!(status(&auth), SyncStatus::Running(Some(state)));

@@ -42,9 +42,11 @@ enum AuthCommand {
     /// Print the `docker run` mount flags.
     DockerFlags(commands::docker_flags::Args),
     /// Keep the host credential files and the auth dir's live copies equal (foreground).
-    Sync(commands::sync::Args),
+    Sync(Box<commands::sync::Args>),
     /// Remove the auth dir, after handing a newer login in it back to the host.
     Teardown(commands::teardown::Args),
+    /// Create a store key for `--store` (0600; copy it to each of your machines).
+    StoreKey(commands::sync::StoreKeyArgs),
     /// Container side: copy files into the agent's home and start the guard (run as root).
     ContainerSetup(commands::container::SetupArgs),
     /// Container side: keep credential pairs in sync until stopped.
@@ -81,8 +83,9 @@ fn main() -> ExitCode {
             AuthCommand::Setup(args) => commands::setup::run(args),
             AuthCommand::Status(args) => commands::status::run(args),
             AuthCommand::DockerFlags(args) => commands::docker_flags::run(args),
-            AuthCommand::Sync(args) => commands::sync::run(args),
+            AuthCommand::Sync(args) => commands::sync::run(*args),
             AuthCommand::Teardown(args) => commands::teardown::run(args),
+            AuthCommand::StoreKey(args) => commands::sync::store_key(args),
             AuthCommand::ContainerSetup(args) => commands::container::setup(args),
             AuthCommand::Guard(args) => commands::container::guard(args),
             AuthCommand::Exec(args) => commands::exec::run(args),

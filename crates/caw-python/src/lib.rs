@@ -132,16 +132,40 @@ mod _caw {
 
     /// The host sync in the foreground (`python -m caw auth sync`), until a
     /// stop signal, the auth dir's removal, or `idle_exit` seconds without a
-    /// container (0: never). Returns why it ended.
+    /// container (0: never). Returns why it ended. With `store` (and
+    /// `store_key`), this machine's logins join the store shared by the
+    /// user's machines.
     #[pyfunction]
-    #[pyo3(signature = (*, auth_dir=None, idle_exit=600, refresh=true, verify=true))]
+    #[pyo3(signature = (*, auth_dir=None, idle_exit=600, refresh=true, verify=true, store=None, store_key=None, store_ca=None))]
+    #[allow(clippy::too_many_arguments)]
     fn host_sync(
         py: Python<'_>,
         auth_dir: Option<PathBuf>,
         idle_exit: u64,
         refresh: bool,
         verify: bool,
+        store: Option<String>,
+        store_key: Option<PathBuf>,
+        store_ca: Option<PathBuf>,
     ) -> PyResult<String> {
+        let store = match (store, store_key) {
+            (None, _) => None,
+            (Some(url), Some(key_file)) => Some(caw_sync::host::StoreConfig {
+                url,
+                key_file,
+                ca: store_ca,
+                client_cert: None,
+                user: None,
+            }),
+            (Some(url), None) => {
+                let e = caw_auth::Error::Store {
+                    reason: format!(
+                        "store={url} needs store_key (create one with `caw auth store-key FILE`)"
+                    ),
+                };
+                return Err(to_py_err(py, e, &OTHER));
+            }
+        };
         let auth_dir = caw_auth::auth_dir::resolve(auth_dir.as_deref())
             .map_err(|e| to_py_err(py, e, &OTHER))?;
         let opts = caw_sync::host::HostSyncOptions {
@@ -151,6 +175,7 @@ mod _caw {
             refresh: refresh.then(caw_sync::host::RefreshOptions::default),
             log_limit: caw_auth::host_sync::LOG_LIMIT,
             verify,
+            store,
         };
         let exit = py
             .detach(|| caw_sync::host::run(&opts))

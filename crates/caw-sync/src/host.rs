@@ -51,6 +51,24 @@ pub struct HostSyncOptions {
     /// Ask the agent's provider before a container's login reaches the host
     /// (see `caw_refresh::vouch`); `false`: `--no-verify`.
     pub verify: bool,
+    /// Join this machine's logins to a store shared by the user's machines
+    /// (`--store`); `None`: this machine alone.
+    pub store: Option<StoreConfig>,
+}
+
+/// The store to join (see `caw_store`): where, and the files to open it with.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `etcd://HOST:PORT[,HOST:PORT…][/PREFIX]`.
+    pub url: String,
+    /// The store key (`caw auth store-key FILE`).
+    pub key_file: PathBuf,
+    /// A CA certificate to check the members with.
+    pub ca: Option<PathBuf>,
+    /// A client certificate and its key.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// An etcd user and the file with its password.
+    pub user: Option<(String, PathBuf)>,
 }
 
 /// How the refresher behaves (see `caw_sync::refresh`).
@@ -222,6 +240,17 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
     let manifest = load_live(auth_dir)?;
     let checks = Checks::new(opts);
     let mut engine = Engine::new(host_pairs(&manifest, auth_dir, checks.admission())?)?;
+    #[cfg(feature = "refresh")]
+    let store = match &opts.store {
+        Some(config) => Some(start_store(config, &engine)?),
+        None => None,
+    };
+    #[cfg(not(feature = "refresh"))]
+    if opts.store.is_some() {
+        return Err(Error::Store {
+            reason: "this build of caw has no store support".into(),
+        });
+    }
     // Opened before `live/` is watched for opens, so this one is not taken for a container.
     let live = std::fs::File::open(auth_dir.join(LIVE_DIR)).ok();
     watch_the_auth_dir(&mut engine, auth_dir)?;
@@ -232,6 +261,7 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
             started_at: jiff::Timestamp::now(),
             last_sync: None,
             refresh: None,
+            store: None,
         },
         current: identity(auth_dir),
         idle_since: Instant::now(),
@@ -241,9 +271,15 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         refresher: None,
         live_ctime: None,
         checks,
+        #[cfg(feature = "refresh")]
+        store,
     };
     sync.checks.register(&mut engine);
     sync.start_refresher(&mut engine, manifest.hold_refresh_token);
+    #[cfg(feature = "refresh")]
+    if let (Some(r), Some(link)) = (sync.refresher.as_mut(), sync.store.as_ref()) {
+        r.set_gate(Arc::new(link.clone()));
+    }
     host_sync::write_state(auth_dir, &sync.state)?;
     sweep_live(auth_dir);
     sync.live_changed();
@@ -261,6 +297,11 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
         sync.after_wake(engine);
         flow
     })?;
+    #[cfg(feature = "refresh")]
+    if let Some(link) = &sync.store {
+        // Another machine takes over this one's logins at once.
+        link.resign();
+    }
     let exit = sync
         .exit
         .unwrap_or_else(|| Exit::Stopped(signals.pending().unwrap_or("a stop request")));
@@ -322,6 +363,55 @@ struct HostSync<'a> {
     live_ctime: Option<(i64, i64)>,
     /// The HTTP client and the provider checks.
     checks: Checks,
+    /// The store this machine's logins are joined to.
+    #[cfg(feature = "refresh")]
+    store: Option<crate::store_link::StoreLink>,
+}
+
+/// Open the store and link each host login to its key.
+#[cfg(feature = "refresh")]
+fn start_store(
+    config: &StoreConfig,
+    engine: &Engine,
+) -> Result<crate::store_link::StoreLink, Error> {
+    use crate::store_link::{account_of, StoreLink, StoreLogin};
+    let bad = |reason: String| Error::Store { reason };
+    let spec: caw_store::StoreSpec = config.url.parse().map_err(bad)?;
+    let opts = caw_store::StoreOptions {
+        spec,
+        key_file: config.key_file.clone(),
+        etcd: caw_store::EtcdOptions {
+            endpoints: Vec::new(),
+            timeout: Duration::from_secs(3),
+            ca: config.ca.clone(),
+            client_cert: config.client_cert.clone(),
+            user: config.user.clone(),
+        },
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let me = format!("{host}:{}", std::process::id());
+    let store = caw_store::Store::open(&opts, &me).map_err(bad)?;
+    let logins = engine
+        .pairs()
+        .iter()
+        .map(|p| {
+            let host = p.end(crate::decide::Side::A).path();
+            let account = account_of(p.agent(), &host);
+            StoreLogin {
+                agent: p.agent(),
+                keys: store.keys(p.agent().name, account.as_deref()),
+                host,
+            }
+        })
+        .collect();
+    log::info!(
+        "{} joining this machine's logins to {} (as {me})",
+        VOICE.prefix,
+        config.url
+    );
+    StoreLink::start(store, logins).map_err(Error::Io)
 }
 
 /// What the sync asks providers with: the refresher's client, and the gate
@@ -497,6 +587,23 @@ impl HostSync<'_> {
 
     /// After any wake: let the refresher plan, and record what it says.
     fn after_wake(&mut self, engine: &Engine) {
+        #[cfg(feature = "refresh")]
+        if let (Some(link), Some(config)) = (&self.store, &self.opts.store) {
+            let status = link.status();
+            let state = host_sync::StoreState {
+                url: config.url.clone(),
+                unreachable_since: status.unreachable_since,
+                refresher_of: status.refresher_of,
+                outcome_unknown: status.outcome_unknown,
+                problem: status.problem,
+            };
+            if self.state.store.as_ref() != Some(&state) {
+                self.state.store = Some(state);
+                if let Err(e) = host_sync::write_state(&self.opts.auth_dir, &self.state) {
+                    log::warn!("{} cannot record its state: {e}", VOICE.prefix);
+                }
+            }
+        }
         #[cfg(feature = "refresh")]
         if let Some(r) = self.refresher.as_mut() {
             r.poll(engine);

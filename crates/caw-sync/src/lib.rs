@@ -30,6 +30,10 @@ pub mod refresh;
 pub mod side;
 mod signals;
 #[cfg(feature = "refresh")]
+pub mod store_link;
+#[cfg(feature = "refresh")]
+pub use caw_store;
+#[cfg(feature = "refresh")]
 pub mod vouch;
 
 pub use decide::decide;

@@ -26,6 +26,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::time::Duration;
 
 use caw_auth::agents::Agent;
@@ -41,6 +42,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use crate::decide::Side;
 use crate::host::RefreshOptions;
 use crate::side::{Commit, End, HostFile, Look};
+use crate::store_link::RefreshGate;
 use crate::Engine;
 
 /// The longest wait between attempts after failures.
@@ -72,6 +74,9 @@ enum Done {
     Foreign,
     /// Worth another try later.
     Retry(String),
+    /// Not sent: the store says another machine refreshes, or cannot be
+    /// asked, or a refresh with this token has an unknown outcome.
+    Deferred(String),
 }
 
 /// One login's planning state.
@@ -99,6 +104,8 @@ pub struct Refresher {
     wake_tx: UnixStream,
     wake_rx: UnixStream,
     held: bool,
+    /// The store's say on who refreshes (`--store`).
+    gate: Option<Arc<dyn RefreshGate>>,
 }
 
 impl Refresher {
@@ -129,7 +136,13 @@ impl Refresher {
             wake_tx,
             wake_rx,
             held,
+            gate: None,
         })
+    }
+
+    /// Ask `gate` before each refresh (the store's elected refresher).
+    pub fn set_gate(&mut self, gate: Arc<dyn RefreshGate>) {
+        self.gate = Some(gate);
     }
 
     /// What `sync.json` says about each login, by agent.
@@ -207,8 +220,18 @@ impl Refresher {
         };
         login.record.next_at = Some(due);
         if due > now {
+            login.record.waiting = None;
             return Some(due);
         }
+        if let Some(gate) = &self.gate {
+            if let Err(why) = gate.may_refresh(host) {
+                // Looked at again every second: a newly elected holder
+                // refreshes a due login at once.
+                login.record.waiting = Some(why);
+                return Some(now + SignedDuration::from_secs(1));
+            }
+        }
+        login.record.waiting = None;
         let job = Job {
             agent,
             protocol,
@@ -216,6 +239,7 @@ impl Refresher {
             client: self.client.clone(),
             done: self.done_tx.clone(),
             wake: self.wake_tx.try_clone().ok(),
+            gate: self.gate.clone(),
         };
         match std::thread::Builder::new()
             .name(format!("caw-refresh-{}", agent.name))
@@ -263,6 +287,11 @@ impl Refresher {
                         "refresh refused ({code}): log in again on the host"
                     )),
                 )
+            }
+            Done::Deferred(why) => {
+                login.retry = digest_now.map(|d| (d, now + signed(BUSY_AGAIN)));
+                login.record.waiting = Some(why.clone());
+                (None, None)
             }
             Done::Foreign => {
                 login.refused = digest_now;
@@ -340,6 +369,7 @@ struct Job {
     client: Client,
     done: Sender<(PathBuf, Done)>,
     wake: Option<UnixStream>,
+    gate: Option<Arc<dyn RefreshGate>>,
 }
 
 impl Job {
@@ -379,17 +409,38 @@ impl Job {
             return Ok(Done::NotDue);
         };
         let url = self.protocol.endpoint().map_err(std::io::Error::other)?;
+        if let Some(gate) = &self.gate {
+            // The intent is in the store before the token leaves.
+            let token = (self.protocol.refresh_token)(&value).unwrap_or("");
+            if let Err(why) = gate.begin(&self.host, token) {
+                return Ok(Done::Deferred(why));
+            }
+        }
+        let abandon = || {
+            if let Some(gate) = &self.gate {
+                gate.abandon(&self.host);
+            }
+        };
         log::info!(
             "[caw sync] refreshing the {} login at {url}",
             self.agent.name
         );
+        // A refused token is dead and a lost answer may have spent it: the
+        // intent stays, and no machine sends that token again. A request not
+        // sent, or answered with "try later", spent nothing.
         let body = match self.client.post(&url, &request) {
             Reply::Status(status, body) => match caw_refresh::classify(status, body) {
                 Outcome::Answer(body) => body,
                 Outcome::Refused(code) => return Ok(Done::Refused(code)),
-                outcome @ Outcome::Retry(_) => return Ok(Done::Retry(outcome.to_string())),
+                outcome @ Outcome::Retry(_) => {
+                    abandon();
+                    return Ok(Done::Retry(outcome.to_string()));
+                }
             },
-            Reply::NotSent(why) => return Ok(Done::Retry(format!("not sent: {why}"))),
+            Reply::NotSent(why) => {
+                abandon();
+                return Ok(Done::Retry(format!("not sent: {why}")));
+            }
             Reply::Unanswered(why) => return Ok(Done::Retry(format!("no answer: {why}"))),
         };
         if caw_refresh::vouch::answer_is_foreign(self.agent.name, &body, &self.host) {
@@ -408,6 +459,9 @@ impl Job {
             if old.identity.conflicts_with(&new.identity) {
                 return Ok(Done::Foreign);
             }
+        }
+        if let Some(gate) = &self.gate {
+            gate.finish(&self.host, &new);
         }
         self.store(&host, &before, &new, judged.as_ref())
     }

@@ -38,6 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(sync) = &report.sync {
             text.push_str(&sync_line(sync, now));
             text.push_str(&refresh_lines(&report, sync, now));
+            text.push_str(&store_lines(sync, now));
         }
         output::stdout(&text)?;
     }
@@ -64,6 +65,7 @@ fn row_json(r: &AuthFileStatus, sync: Option<&SyncStatus>) -> serde_json::Value 
             "last": refresh.last,
             "ok": refresh.ok,
             "refresh_token_held": refresh.held,
+            "waiting": refresh.waiting,
         });
     }
     if let (Some(newest), Some(sync)) = (r.newest, sync) {
@@ -74,6 +76,13 @@ fn row_json(r: &AuthFileStatus, sync: Option<&SyncStatus>) -> serde_json::Value 
                 "pid": state.as_ref().map(|s| s.pid),
                 "started_at": state.as_ref().map(|s| s.started_at.to_string()),
                 "last_sync": state.as_ref().and_then(|s| s.last_sync).map(|t| t.to_string()),
+                "store": state.as_ref().and_then(|s| s.store.as_ref()).map(|st| json!({
+                    "url": st.url,
+                    "unreachable_since": st.unreachable_since.map(|t| t.to_string()),
+                    "refresher_of": st.refresher_of,
+                    "outcome_unknown": st.outcome_unknown,
+                    "problem": st.problem,
+                })),
             }),
             SyncStatus::Stopped => json!({"running": false}),
         };
@@ -126,12 +135,55 @@ fn refresh_lines(report: &StatusReport, sync: &SyncStatus, now: Timestamp) -> St
             (Some(what), Some(at)) => format!("; last {} ago: {what}", span(at)),
             _ => String::new(),
         };
+        let waiting = refresh
+            .waiting
+            .as_ref()
+            .map_or_else(String::new, |w| format!("; waiting: {w}"));
         let held = if refresh.held {
             " (refresh token held on the host)"
         } else {
             ""
         };
-        out.push_str(&format!("refresh: {}: {next}{last}{held}\n", r.agent));
+        out.push_str(&format!(
+            "refresh: {}: {next}{last}{waiting}{held}\n",
+            r.agent
+        ));
+    }
+    out
+}
+
+/// The store the running sync joins this machine's logins to: reachable or
+/// since when not, what this machine refreshes, what is unknown.
+fn store_lines(sync: &SyncStatus, now: Timestamp) -> String {
+    let SyncStatus::Running(Some(state)) = sync else {
+        return String::new();
+    };
+    let Some(store) = &state.store else {
+        return String::new();
+    };
+    let mut out = match store.unreachable_since {
+        Some(t) => format!(
+            "store: {}: store unreachable since {t} ({} ago): this machine keeps its logins and refreshes none\n",
+            store.url,
+            caw_auth::expiry::format_duration((now.as_second() - t.as_second()).max(0).unsigned_abs())
+        ),
+        None if store.refresher_of.is_empty() => format!(
+            "store: {}: reachable; another machine refreshes the logins\n",
+            store.url
+        ),
+        None => format!(
+            "store: {}: reachable; this machine refreshes {}\n",
+            store.url,
+            store.refresher_of.join(", ")
+        ),
+    };
+    for agent in &store.outcome_unknown {
+        out.push_str(&format!(
+            "store: {agent}: refresh outcome unknown (begun and never finished); waiting for a login from any side\n"
+        ));
+    }
+    if let Some(problem) = &store.problem {
+        out.push_str(&format!("store: error: {problem}\n"));
     }
     out
 }
