@@ -27,6 +27,7 @@ use caw_auth::credential::{Credential, Digest, MAX_CREDENTIAL_BYTES};
 use nix::sys::inotify::AddWatchFlags as W;
 
 use crate::decide::Observed;
+use caw_auth::fs::with_path;
 use caw_auth::fs_at::{self as fsx, Kind, TempAt};
 
 /// What is at one side right now, before it is judged. Holds credential
@@ -275,10 +276,10 @@ impl DirFile {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound && create && self.create_root => {
                 self.make_root()?;
-                fsx::open_dir(&self.root).map_err(|e| at(e, &self.root))?
+                fsx::open_dir(&self.root).map_err(|e| with_path(e, &self.root))?
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Walk::Missing),
-            Err(e) => return Err(at(e, &self.root)),
+            Err(e) => return Err(with_path(e, &self.root)),
         };
         let mut here = self.root.clone();
         for part in &self.dirs {
@@ -286,7 +287,8 @@ impl DirFile {
             let next = match fsx::open_subdir(cur.as_fd(), part) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    fsx::make_subdir(cur.as_fd(), part, DIR_MODE).map_err(|e| at(e, &here))?;
+                    fsx::make_subdir(cur.as_fd(), part, DIR_MODE)
+                        .map_err(|e| with_path(e, &here))?;
                     // Opened again without following: a link swapped in
                     // meanwhile makes this fail instead of being followed.
                     let fd = match fsx::open_subdir(cur.as_fd(), part) {
@@ -299,7 +301,7 @@ impl DirFile {
                         }
                     };
                     self.own(&File::from(fd.try_clone()?), DIR_MODE)
-                        .map_err(|e| at(e, &here))?;
+                        .map_err(|e| with_path(e, &here))?;
                     fd
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Walk::Missing),
@@ -310,7 +312,7 @@ impl DirFile {
                     };
                     return Ok(Walk::Blocked(format!("`{}` is {what}", here.display())));
                 }
-                Err(e) => return Err(at(e, &here)),
+                Err(e) => return Err(with_path(e, &here)),
             };
             cur = next;
         }
@@ -319,15 +321,16 @@ impl DirFile {
 
     fn make_root(&self) -> io::Result<()> {
         if let Some(parent) = self.root.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| at(e, parent))?;
+            std::fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
         }
         match std::fs::create_dir(&self.root) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(e) => return Err(at(e, &self.root)),
+            Err(e) => return Err(with_path(e, &self.root)),
         }
         let dir = File::from(fsx::open_dir(&self.root)?);
-        self.own(&dir, DIR_MODE).map_err(|e| at(e, &self.root))
+        self.own(&dir, DIR_MODE)
+            .map_err(|e| with_path(e, &self.root))
     }
 
     /// Give an open file or directory the configured owner and `mode`.
@@ -360,7 +363,8 @@ impl DirFile {
     }
 
     fn look_in(&self, dir: BorrowedFd<'_>) -> io::Result<Look> {
-        let (kind, bytes) = fsx::read_at(dir, &self.name).map_err(|e| at(e, &self.path()))?;
+        let (kind, bytes) =
+            fsx::read_at(dir, &self.name).map_err(|e| with_path(e, &self.path()))?;
         Ok(Look::from_kind(kind, bytes))
     }
 
@@ -374,16 +378,17 @@ impl DirFile {
                     format!("refusing to write `{}`: {reason}", path.display()),
                 ))
             }
-            Walk::Missing => return Err(at(io::ErrorKind::NotFound.into(), &path)),
+            Walk::Missing => return Err(with_path(io::ErrorKind::NotFound.into(), &path)),
         };
         let mut tmp =
-            TempAt::create(dir.as_fd(), &self.name, self.mode).map_err(|e| at(e, &path))?;
-        self.own(&tmp.file, self.mode).map_err(|e| at(e, &path))?;
-        tmp.file.write_all(bytes).map_err(|e| at(e, &path))?;
+            TempAt::create(dir.as_fd(), &self.name, self.mode).map_err(|e| with_path(e, &path))?;
+        self.own(&tmp.file, self.mode)
+            .map_err(|e| with_path(e, &path))?;
+        tmp.file.write_all(bytes).map_err(|e| with_path(e, &path))?;
         if self.durable {
-            tmp.file.sync_all().map_err(|e| at(e, &path))?;
+            tmp.file.sync_all().map_err(|e| with_path(e, &path))?;
         }
-        commit(tmp, dir.as_fd(), &self.name, expect).map_err(|e| at(e, &path))
+        commit(tmp, dir.as_fd(), &self.name, expect).map_err(|e| with_path(e, &path))
     }
 
     /// The directories from the root down to the file's parent, each with
@@ -448,13 +453,17 @@ impl HostFile {
         {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Look::Missing),
-            Err(e) => return Err(at(e, &self.path)),
+            Err(e) => return Err(with_path(e, &self.path)),
         };
-        if !file.metadata().map_err(|e| at(e, &self.path))?.is_file() {
+        if !file
+            .metadata()
+            .map_err(|e| with_path(e, &self.path))?
+            .is_file()
+        {
             return Ok(Look::Unusable);
         }
         Ok(Look::File(
-            fsx::read_capped(file).map_err(|e| at(e, &self.path))?,
+            fsx::read_capped(file).map_err(|e| with_path(e, &self.path))?,
         ))
     }
 
@@ -462,22 +471,24 @@ impl HostFile {
     fn replace(&self, bytes: &[u8], expect: Fingerprint) -> io::Result<Commit> {
         let target = self.target();
         let (Some(dir_path), Some(name)) = (target.parent(), target.file_name()) else {
-            return Err(at(io::ErrorKind::InvalidInput.into(), &target));
+            return Err(with_path(io::ErrorKind::InvalidInput.into(), &target));
         };
         let meta = std::fs::metadata(&target).ok();
         let mode = meta.as_ref().map_or(0o600, |m| m.mode() & 0o7777);
-        let dir = fsx::open_dir(dir_path).map_err(|e| at(e, dir_path))?;
-        let mut tmp = TempAt::create(dir.as_fd(), name, mode).map_err(|e| at(e, &target))?;
+        let dir = fsx::open_dir(dir_path).map_err(|e| with_path(e, dir_path))?;
+        let mut tmp = TempAt::create(dir.as_fd(), name, mode).map_err(|e| with_path(e, &target))?;
         if let Some(m) = &meta {
             // Only root can give a file away; anyone else writes as the owner.
             if nix::unistd::geteuid().is_root() {
                 std::os::unix::fs::fchown(&tmp.file, Some(m.uid()), Some(m.gid()))
-                    .map_err(|e| at(e, &target))?;
+                    .map_err(|e| with_path(e, &target))?;
             }
         }
-        tmp.file.write_all(bytes).map_err(|e| at(e, &target))?;
-        tmp.file.sync_all().map_err(|e| at(e, &target))?;
-        commit(tmp, dir.as_fd(), name, expect).map_err(|e| at(e, &target))
+        tmp.file
+            .write_all(bytes)
+            .map_err(|e| with_path(e, &target))?;
+        tmp.file.sync_all().map_err(|e| with_path(e, &target))?;
+        commit(tmp, dir.as_fd(), name, expect).map_err(|e| with_path(e, &target))
     }
 
     /// The file's directory (renames are seen there), and the directory of a
@@ -531,12 +542,12 @@ impl MountedFile {
                     io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
                 ) =>
             {
-                (open(false).map_err(|e| at(e, path))?, false)
+                (open(false).map_err(|e| with_path(e, path))?, false)
             }
-            Err(e) => return Err(at(e, path)),
+            Err(e) => return Err(with_path(e, path)),
         };
-        if !file.metadata().map_err(|e| at(e, path))?.is_file() {
-            return Err(at(
+        if !file.metadata().map_err(|e| with_path(e, path))?.is_file() {
+            return Err(with_path(
                 io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
                 path,
             ));
@@ -580,7 +591,7 @@ impl MountedFile {
             let n = self
                 .file
                 .read_at(&mut chunk, bytes.len() as u64)
-                .map_err(|e| at(e, &self.path))?;
+                .map_err(|e| with_path(e, &self.path))?;
             if n == 0 || bytes.len() as u64 > MAX_CREDENTIAL_BYTES {
                 break;
             }
@@ -592,7 +603,7 @@ impl MountedFile {
     /// In place, keeping the host file's inode, owner and mode.
     fn replace(&self, bytes: &[u8], expect: Fingerprint) -> io::Result<Commit> {
         if !self.writable {
-            return Err(at(
+            return Err(with_path(
                 io::Error::new(io::ErrorKind::PermissionDenied, "mounted read-only"),
                 &self.path,
             ));
@@ -603,11 +614,13 @@ impl MountedFile {
         // Write first, truncate after: a reader never sees an empty file.
         self.file
             .write_all_at(bytes, 0)
-            .map_err(|e| at(e, &self.path))?;
+            .map_err(|e| with_path(e, &self.path))?;
         self.file
             .set_len(bytes.len() as u64)
-            .map_err(|e| at(e, &self.path))?;
-        self.file.sync_data().map_err(|e| at(e, &self.path))?;
+            .map_err(|e| with_path(e, &self.path))?;
+        self.file
+            .sync_data()
+            .map_err(|e| with_path(e, &self.path))?;
         Ok(Commit::Done)
     }
 
@@ -707,11 +720,6 @@ fn plain_commit(
     }
     tmp.commit(name)?;
     Ok(Commit::Done)
-}
-
-/// Attach the path to an error, the way `fs-err` does.
-pub(crate) fn at(err: io::Error, path: &Path) -> io::Error {
-    io::Error::new(err.kind(), format!("{err} (path: `{}`)", path.display()))
 }
 
 #[cfg(test)]
