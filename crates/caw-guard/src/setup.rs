@@ -189,7 +189,7 @@ pub fn copy_files(opts: &SetupOptions, checked: &Checked) -> Result<()> {
         );
     }
     for mut pair in guard::pairs(&checked.manifest, &opts.mount_point, home, &checked.user)? {
-        pair.step(Instant::now());
+        pair.step(caw_sync::Now::read());
     }
     Ok(())
 }
