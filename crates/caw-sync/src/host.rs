@@ -444,6 +444,7 @@ impl Admission for NoProvider {
         _: &[u8],
         _: &[u8],
         _: &Path,
+        _: Instant,
     ) -> crate::Admit {
         if matches!(agent.name, "claude" | "codex") {
             crate::Admit::Wait(None)

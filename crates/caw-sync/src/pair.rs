@@ -85,8 +85,16 @@ pub enum Outcome {
 /// Whether a login from B may be copied over A: the host sync asks the
 /// agent's provider before a container's login reaches a host file.
 pub trait Admission: std::fmt::Debug + Send + Sync {
-    /// Whether B's `bytes` may replace A's (`a`, at `a_path`).
-    fn admit(&self, agent: &'static Agent, bytes: &[u8], a: &[u8], a_path: &Path) -> Admit;
+    /// Whether B's `bytes` may replace A's (`a`, at `a_path`), asked at
+    /// `now` (the moment the pair is stepped at).
+    fn admit(
+        &self,
+        agent: &'static Agent,
+        bytes: &[u8],
+        a: &[u8],
+        a_path: &Path,
+        now: Instant,
+    ) -> Admit;
 }
 
 /// An [`Admission`]'s answer.
@@ -257,7 +265,7 @@ impl Pair {
             if let (Action::Copy { from: Side::B, .. }, Some(gate), Look::File(b), Look::File(a)) =
                 (action, self.admission.as_ref(), &lb, &la)
             {
-                match gate.admit(self.agent, b, a, &self.a.path()) {
+                match gate.admit(self.agent, b, a, &self.a.path(), at) {
                     Admit::Yes => {}
                     Admit::Wait(at) => {
                         let hold = Hold::Unvouched(Side::B);
