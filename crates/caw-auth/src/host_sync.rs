@@ -1,5 +1,8 @@
-//! Where the host sync (`caw auth sync`) keeps its lock, state and log, and
-//! how to tell whether it runs or to start it.
+//! The host sync (`caw auth sync`) from outside: where it keeps its lock,
+//! state and log, and how it is started ([`ensure`]), found ([`status`]) and
+//! stopped ([`stop`]). Every front end goes through here; each passes the
+//! command line that runs the sync ([`SyncCommand`]), since it owns that
+//! syntax. The sync itself is `caw_sync::host`.
 //!
 //! The lock is a file *beside* the auth dir, `<parent>/.<name>.sync.lock`:
 //! containers mount the auth dir, and a container could open any file in it
@@ -182,7 +185,10 @@ pub fn stop(auth_dir: &Path) -> io::Result<Option<u32>> {
     Ok(pid)
 }
 
-/// Whether `pid` is `caw auth sync` for `auth_dir` (its command line says so).
+/// Whether `pid` is `caw auth sync` for `auth_dir` (its command line says
+/// so): every front end's [`SyncCommand`] (`caw auth sync --auth-dir A`,
+/// `python -m caw auth sync --auth-dir A`) has `auth sync` and the auth dir,
+/// which a process that merely reuses the pid does not.
 fn is_sync_of(pid: u32, auth_dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
