@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::auth_dir::{self, LIVE_DIR};
-use crate::host_sync::{self, Started};
+pub use crate::flag_format::FlagFormat;
+use crate::host_sync::{self, SyncCommand};
 use crate::manifest::{AuthMode, Manifest};
 use crate::{trusted, Error, Result};
 
@@ -32,57 +33,6 @@ pub struct DockerMounts {
     pub mode: AuthMode,
     /// The auth dir itself (read-only) first, then the credential channel.
     pub mounts: Vec<Mount>,
-}
-
-/// How to print mounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum FlagFormat {
-    /// `-v SRC:DST:ro …` on one line, for `$(…)`.
-    #[default]
-    V,
-    /// A JSON array of argument strings.
-    Json,
-    /// `--mount type=bind,src=…,dst=…[,readonly] …` on one line.
-    Mount,
-}
-
-impl FlagFormat {
-    /// `"v"`, `"json"` or `"mount"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            FlagFormat::V => "v",
-            FlagFormat::Json => "json",
-            FlagFormat::Mount => "mount",
-        }
-    }
-
-    /// What a path may not contain in this form, in words.
-    pub fn refused(self) -> &'static str {
-        match self {
-            FlagFormat::V => "white space or `:`",
-            FlagFormat::Json => "`:`",
-            FlagFormat::Mount => "white space, `,` or `\"`",
-        }
-    }
-
-    /// Whether `path` survives this form.
-    pub fn accepts(self, path: &Path) -> bool {
-        path.to_str().is_some_and(|text| self.check(text).is_none())
-    }
-
-    /// Why `text` cannot survive this form, if it cannot: `$(…)` splits the
-    /// `v` and `mount` lines on white space, `-v` splits on `:`, and
-    /// `--mount` is a CSV list (`,` and `"`).
-    fn check(self, text: &str) -> Option<String> {
-        let white = text.chars().any(char::is_whitespace);
-        let bad = match self {
-            FlagFormat::V if white => return Some("it contains white space".into()),
-            FlagFormat::Mount if white => return Some("it contains white space".into()),
-            FlagFormat::V | FlagFormat::Json => text.chars().find(|c| *c == ':'),
-            FlagFormat::Mount => text.chars().find(|c| matches!(c, ',' | '"')),
-        };
-        bad.map(|c| format!("it contains `{c}`"))
-    }
 }
 
 /// The mounts for `auth_dir` (default: see [`auth_dir::resolve`]).
@@ -136,31 +86,6 @@ pub fn docker_mounts(auth_dir: Option<&Path>) -> Result<DockerMounts> {
     })
 }
 
-/// Make sure the host sync runs for a live-mode auth dir, before its flags
-/// are handed to `docker run`: when none runs, `command… auth sync` is
-/// started in the background (see [`host_sync::ensure_running`]); this
-/// starts a process that outlives the caller.
-///
-/// Nothing to do (`Ok(None)`) in bind mode or with `CAW_NO_SYNC=1`.
-pub fn ensure_host_sync(
-    mounts: &DockerMounts,
-    command: &[std::ffi::OsString],
-) -> Result<Option<Started>> {
-    let opted_out = std::env::var_os(host_sync::NO_SYNC_ENV).is_some_and(|v| v == "1");
-    if mounts.mode != AuthMode::Live || opted_out {
-        return Ok(None);
-    }
-    Ok(Some(host_sync::ensure_running(&mounts.auth_dir, command)?))
-}
-
-/// What a front end says when the host sync cannot be started (`e`).
-pub fn sync_start_warning(e: &dyn std::fmt::Display) -> String {
-    format!(
-        "cannot start the host sync ({e}): host refreshes will not reach containers until \
-         `caw auth sync` runs"
-    )
-}
-
 /// Mounts printed in `format`, as one line without a trailing newline.
 ///
 /// Refuses ([`Error::UnsafeMountPath`]) a path that cannot survive the form,
@@ -195,26 +120,17 @@ pub fn format_mounts(mounts: &[Mount], format: FlagFormat) -> Result<String> {
     })
 }
 
-/// The documented one-line `-v` form; makes sure the host sync runs (a
-/// background process), started with `sync_command` (see
-/// [`ensure_host_sync`]), else with the auth dir's own `bin/caw` (a static
-/// build runs on the host as well, but has no refresher).
-///
-/// Not being able to start the sync is a warning: containers still share
-/// their logins through the live directory, only the host's do not reach it.
+/// The documented one-line `-v` form. **Starts a process**: makes sure the
+/// host sync runs in the background, started with `sync_command` (see
+/// [`host_sync::ensure`], which also says why a failure to start it is only
+/// a warning).
 pub fn get_docker_flags(
     auth_dir: Option<&Path>,
-    sync_command: Option<&[std::ffi::OsString]>,
+    sync_command: impl FnOnce(&Path) -> std::io::Result<SyncCommand>,
 ) -> Result<String> {
     let mounts = docker_mounts(auth_dir)?;
     let line = format_mounts(&mounts.mounts, FlagFormat::V)?;
-    let bundled = [mounts
-        .auth_dir
-        .join(crate::bundle::BUNDLED_BINARY)
-        .into_os_string()];
-    if let Err(e) = ensure_host_sync(&mounts, sync_command.unwrap_or(&bundled)) {
-        log::warn!("{}", sync_start_warning(&e));
-    }
+    host_sync::ensure(&mounts.auth_dir, mounts.mode, sync_command);
     Ok(line)
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::attached::Attached;
-use crate::docker_flags::FlagFormat;
+use crate::flag_format::FlagFormat;
 use crate::hint::{hint, Hint, HintPart, OptionName, Spelling, Step};
 
 /// A failed caw operation.

@@ -1,5 +1,8 @@
-//! Where the host sync (`caw auth sync`) keeps its lock, state and log, and
-//! how to tell whether it runs or to start it.
+//! The host sync (`caw auth sync`) from outside: where it keeps its lock,
+//! state and log, and how it is started ([`ensure`]), found ([`status`]) and
+//! stopped ([`stop`]). Every front end goes through here; each passes the
+//! command line that runs the sync ([`SyncCommand`]), since it owns that
+//! syntax. The sync itself is `caw_sync::host`.
 //!
 //! The lock is a file *beside* the auth dir, `<parent>/.<name>.sync.lock`:
 //! containers mount the auth dir, and a container could open any file in it
@@ -7,6 +10,7 @@
 //! auth dir" must live where no container can reach. The state (`sync.json`)
 //! and log (`sync.log`) are in the auth dir, which containers only read.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -17,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::manifest::AuthMode;
 
 /// The host sync's state file in the auth dir.
 pub const STATE_FILE: &str = "sync.json";
@@ -205,7 +211,10 @@ pub fn stop(auth_dir: &Path) -> io::Result<Option<u32>> {
     Ok(pid)
 }
 
-/// Whether `pid` is `caw auth sync` for `auth_dir` (its command line says so).
+/// Whether `pid` is `caw auth sync` for `auth_dir` (its command line says
+/// so): every front end's [`SyncCommand`] (`caw auth sync --auth-dir A`,
+/// `python -m caw auth sync --auth-dir A`) has `auth sync` and the auth dir,
+/// which a process that merely reuses the pid does not.
 fn is_sync_of(pid: u32, auth_dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
@@ -241,18 +250,59 @@ pub enum Started {
     Now(u32),
 }
 
-/// Make sure a sync runs for `auth_dir`: when none does, start `command…
-/// auth sync --auth-dir <auth_dir>` in the background (its own process
-/// group, stdin from /dev/null, output appended to `sync.log`) and wait
-/// until it holds its lock and has recorded its pid in `sync.json`.
+/// The command line that runs the host sync for one auth dir, as the front
+/// end that starts it spells it: the CLI's `caw auth sync --auth-dir A`,
+/// Python's `python -m caw auth sync --auth-dir A`. This module starts,
+/// finds and stops the process; the caller owns its syntax (as
+/// `caw_guard::init::exec` takes the guard's command line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncCommand {
+    /// The program (an absolute path).
+    pub program: PathBuf,
+    /// Its arguments, after `argv[0]`.
+    pub args: Vec<OsString>,
+}
+
+/// Make sure the host sync runs for `auth_dir` before its mounts are handed
+/// to `docker run`; **this starts a process that outlives the caller**.
 ///
-/// `command` is the program and the arguments that make it `caw`: the CLI
-/// passes its own executable, Python `[python, -m, caw]`.
-pub fn ensure_running(auth_dir: &Path, command: &[std::ffi::OsString]) -> io::Result<Started> {
-    let Some((program, leading)) = command.split_first() else {
-        return Err(io::Error::other("no command to start the host sync with"));
-    };
-    let program = Path::new(program);
+/// When none runs, `command(auth_dir)` is started in the background (see
+/// [`ensure_running`]). Nothing to do in bind mode or with `CAW_NO_SYNC=1`
+/// ([`NO_SYNC_ENV`]). A sync that cannot be started is a warning, logged
+/// here, and not an error: containers still share their logins through the
+/// live directory, only the host's do not reach it.
+pub fn ensure(
+    auth_dir: &Path,
+    mode: AuthMode,
+    command: impl FnOnce(&Path) -> io::Result<SyncCommand>,
+) -> Option<Started> {
+    let opted_out = std::env::var_os(NO_SYNC_ENV).is_some_and(|v| v == "1");
+    if mode != AuthMode::Live || opted_out {
+        return None;
+    }
+    match command(auth_dir).and_then(|command| ensure_running(auth_dir, &command)) {
+        Ok(started) => {
+            if let Started::Now(pid) = started {
+                log::info!("started the host sync (pid {pid})");
+            }
+            Some(started)
+        }
+        Err(e) => {
+            log::warn!(
+                "cannot start the host sync ({e}): host refreshes will not reach containers \
+                 until `caw auth sync` runs"
+            );
+            None
+        }
+    }
+}
+
+/// Make sure a sync runs for `auth_dir`: when none does, start `command` in
+/// the background (its own process group, stdin from /dev/null, output
+/// appended to `sync.log`) and wait until it holds its lock and has recorded
+/// its pid in `sync.json`.
+pub fn ensure_running(auth_dir: &Path, command: &SyncCommand) -> io::Result<Started> {
+    let program = command.program.as_path();
     if matches!(status(auth_dir), SyncStatus::Running(_)) {
         return Ok(Started::AlreadyRunning);
     }
@@ -269,9 +319,7 @@ pub fn ensure_running(auth_dir: &Path, command: &[std::ffi::OsString]) -> io::Re
             .map_err(|e| crate::fs::with_path(e, &log_path))?;
     }
     let mut child = Command::new(program)
-        .args(leading)
-        .args(["auth", "sync", "--auth-dir"])
-        .arg(auth_dir)
+        .args(&command.args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

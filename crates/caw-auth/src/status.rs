@@ -244,7 +244,7 @@ fn row(agent: &str, file: &ManifestFile, path: PathBuf, now: Timestamp) -> AuthF
         // a FIFO or device is not read.
         crate::fs::read_regular_following(&path, CREDENTIAL_MAX_BYTES)
             .ok()
-            .and_then(|bytes| agents::freshness_of(agent, &bytes))
+            .and_then(|bytes| crate::credential::freshness_of(agent, &bytes))
             .and_then(|f| f.expires_at)
     } else {
         None

@@ -39,7 +39,8 @@ enum AuthCommand {
     Setup(commands::setup::Args),
     /// Show managed files and token expiry.
     Status(commands::status::Args),
-    /// Print the `docker run` mount flags.
+    /// Print the `docker run` mount flags; in live mode, start the host sync
+    /// (a background process) when none runs.
     DockerFlags(commands::docker_flags::Args),
     /// Keep the host credential files and the auth dir's live copies equal (foreground).
     Sync(Box<commands::sync::Args>),

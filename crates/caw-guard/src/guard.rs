@@ -16,6 +16,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use caw_auth::agents;
+use caw_auth::auth_dir::LIVE_DIR;
 use caw_auth::manifest::{AuthMode, Manifest, Strategy};
 use caw_sync::side::{DirFile, End, MountedFile};
 use caw_sync::{Engine, Pair, StopSignals, Voice};
@@ -23,8 +24,6 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::user::User;
 use crate::Result;
-
-pub use caw_auth::auth_dir::LIVE_DIR;
 
 /// How the guard's lines read.
 pub(crate) const VOICE: Voice = Voice {

@@ -20,7 +20,7 @@ pub mod supervise;
 pub mod user;
 
 pub use error::{Error, Result};
-pub use guard::{run_guard, GuardOptions, LIVE_DIR};
+pub use guard::{run_guard, GuardOptions};
 pub use setup::{container_setup, keep_guard, GuardCommand, SetupOptions, READY_FD};
 
 /// Take the ready-notification descriptor a parent `container-setup` passed,

@@ -6,12 +6,13 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use caw_auth::auth_dir::LIVE_DIR;
 use caw_auth::manifest::{AuthMode, Manifest, Strategy};
 use caw_sync::side::DirFile;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::guard::{self, LIVE_DIR};
+use crate::guard;
 use crate::init::GUARD_NAME;
 use crate::mounts::is_mount_point;
 use crate::supervise::{self, ChildSpec};
@@ -188,7 +189,7 @@ pub fn copy_files(opts: &SetupOptions, checked: &Checked) -> Result<()> {
         );
     }
     for mut pair in guard::pairs(&checked.manifest, &opts.mount_point, home, &checked.user)? {
-        pair.step(Instant::now());
+        pair.step(caw_sync::Now::read());
     }
     Ok(())
 }

@@ -117,7 +117,10 @@ mod _caw {
     }
 
     /// The `docker run` `-v` flags for an auth dir, on one line; starts the
-    /// host sync (a background process) with `sync_command` when none runs.
+    /// host sync (a background process) when none runs: `sync_command… auth
+    /// sync --auth-dir A` (`python -m caw`, see `caw/__main__.py`), else the
+    /// auth dir's own `bin/caw` (a static build runs on the host as well,
+    /// but has no refresher).
     #[pyfunction]
     #[pyo3(signature = (*, auth_dir=None, sync_command=Vec::new()))]
     fn get_docker_flags(
@@ -125,7 +128,16 @@ mod _caw {
         auth_dir: Option<PathBuf>,
         sync_command: Vec<std::ffi::OsString>,
     ) -> PyResult<String> {
-        let command = (!sync_command.is_empty()).then_some(sync_command.as_slice());
+        let command = |auth_dir: &std::path::Path| {
+            let (program, leading) = match sync_command.split_first() {
+                Some((program, leading)) => (PathBuf::from(program), leading),
+                None => (auth_dir.join(caw_auth::bundle::BUNDLED_BINARY), &[][..]),
+            };
+            let mut args = leading.to_vec();
+            args.extend(["auth", "sync", "--auth-dir"].map(std::ffi::OsString::from));
+            args.push(auth_dir.into());
+            Ok(caw_auth::host_sync::SyncCommand { program, args })
+        };
         py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref(), command))
             .map_err(|e| to_py_err(py, e, &OTHER))
     }

@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify, WatchDescriptor};
 
-use crate::pair::{Outcome, Pair};
+use crate::pair::{Now, Outcome, Pair};
 use crate::side::WatchTarget;
 use caw_auth::fs_at::fd_path;
 
@@ -127,7 +127,7 @@ impl Engine {
     /// Look at every pair once (at start, and after the event queue overflowed).
     pub fn sync_all(&mut self) -> Vec<Outcome> {
         self.dirty.extend(0..self.pairs.len());
-        self.process(Instant::now())
+        self.process(Now::read())
     }
 
     /// Run until `stop` becomes readable or the hook breaks. `tick` wakes the
@@ -155,13 +155,13 @@ impl Engine {
                 self.collect()?;
                 if !self.dirty.is_empty() && !self.settled && self.debounce(stop)? {
                     // Stopping: what changed is still synced first.
-                    self.process(Instant::now());
+                    self.process(Now::read());
                     return Ok(());
                 }
             }
-            let now = Instant::now();
+            let now = Now::read();
             for (i, w) in self.wake.iter_mut().enumerate() {
-                if w.is_some_and(|w| w <= now) {
+                if w.is_some_and(|w| w <= now.at) {
                     *w = None;
                     self.dirty.insert(i);
                 }
@@ -178,8 +178,8 @@ impl Engine {
                 }
             }
             if let (Some(t), Some(at)) = (tick, next_tick) {
-                if now >= at {
-                    next_tick = Some(now + t);
+                if now.at >= at {
+                    next_tick = Some(now.at + t);
                     if hook(Wake::Tick, self).is_break() {
                         return Ok(());
                     }
@@ -292,7 +292,7 @@ impl Engine {
         }
     }
 
-    fn process(&mut self, now: Instant) -> Vec<Outcome> {
+    fn process(&mut self, now: Now) -> Vec<Outcome> {
         self.settled = false;
         let mut outcomes = Vec::new();
         for i in std::mem::take(&mut self.dirty) {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use caw_auth::auth_dir::LIVE_DIR;
 use caw_auth::host_sync::{self, SyncLock, SyncState, SyncStatus};
 use caw_auth::manifest::{AuthMode, Manifest};
 use caw_auth::{trusted, Error};
@@ -27,8 +28,6 @@ use crate::{Admission, Engine, Pair, StopSignals, Voice, Wake};
 /// A live copy that went missing is restored from the host after this long
 /// (see [`Pair::patient_restores`]).
 const RESTORE_LIVE_AFTER: Duration = Duration::from_millis(300);
-
-pub use caw_auth::auth_dir::LIVE_DIR;
 
 const VOICE: Voice = Voice {
     prefix: "[caw sync]",
@@ -535,6 +534,7 @@ impl Admission for NoProvider {
         _: &[u8],
         _: &[u8],
         _: &Path,
+        _: Instant,
     ) -> crate::Admit {
         if matches!(agent.name, "claude" | "codex") {
             crate::Admit::Wait(None)

@@ -38,7 +38,7 @@ pub mod vouch;
 
 pub use decide::decide;
 pub use engine::{Engine, Wake, MAX_DELAY, QUIET};
-pub use pair::{observe, Admission, Admit, Outcome, Pair, Voice, REPAIR_AFTER};
+pub use pair::{observe, Admission, Admit, Now, Outcome, Pair, Voice, REPAIR_AFTER};
 pub use signals::StopSignals;
 
 /// The host sync's hook ids for the refresher's timer and its finished

@@ -25,6 +25,36 @@ pub const REPAIR_AFTER: Duration = Duration::from_secs(3);
 /// pair is left for the next event.
 const MAX_ROUNDS: usize = 8;
 
+/// The moment a pair is looked at, on both clocks it reads: the monotonic
+/// one for its waits (repairs, patient restores), the wall clock to judge
+/// expiries. The engine reads them once per round and passes them in; a
+/// test steps a pair at any moment it likes, without sleeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// For waits.
+    pub at: Instant,
+    /// For expiries.
+    pub wall: Timestamp,
+}
+
+impl Now {
+    /// Both clocks, now.
+    pub fn read() -> Now {
+        Now {
+            at: Instant::now(),
+            wall: Timestamp::now(),
+        }
+    }
+
+    /// `d` later on both clocks.
+    pub fn after(self, d: Duration) -> Now {
+        Now {
+            at: self.at + d,
+            wall: self.wall + d,
+        }
+    }
+}
+
 /// How a pair's log lines read.
 #[derive(Debug, Clone, Copy)]
 pub struct Voice {
@@ -55,8 +85,16 @@ pub enum Outcome {
 /// Whether a login from B may be copied over A: the host sync asks the
 /// agent's provider before a container's login reaches a host file.
 pub trait Admission: std::fmt::Debug + Send + Sync {
-    /// Whether B's `bytes` may replace A's (`a`, at `a_path`).
-    fn admit(&self, agent: &'static Agent, bytes: &[u8], a: &[u8], a_path: &Path) -> Admit;
+    /// Whether B's `bytes` may replace A's (`a`, at `a_path`), asked at
+    /// `now` (the moment the pair is stepped at).
+    fn admit(
+        &self,
+        agent: &'static Agent,
+        bytes: &[u8],
+        a: &[u8],
+        a_path: &Path,
+        now: Instant,
+    ) -> Admit;
 }
 
 /// An [`Admission`]'s answer.
@@ -84,8 +122,9 @@ pub struct Pair {
     reported: Option<Hold>,
     /// Whether the last look failed (and said so).
     failing: bool,
-    /// When something last happened to either end.
-    last_event: Instant,
+    /// When something last happened to either end; until then, the first
+    /// look.
+    last_event: Option<Instant>,
     /// How long B must have been gone, with nothing happening, before it is
     /// restored (zero: at once).
     restore_after: Duration,
@@ -122,7 +161,7 @@ impl Pair {
             last: None,
             reported: None,
             failing: false,
-            last_event: Instant::now(),
+            last_event: None,
             restore_after: Duration::ZERO,
             b_shared: false,
             heal_b: false,
@@ -192,23 +231,27 @@ impl Pair {
 
     /// Note that something happened to one of the ends (an event).
     pub fn touched(&mut self, at: Instant) {
-        self.last_event = at;
+        self.last_event = Some(at);
     }
 
-    /// Look at the pair once and act. Returns what happened and, when B is
-    /// waiting to be repaired, when to look again.
-    pub fn step(&mut self, at: Instant) -> (Outcome, Option<Instant>) {
+    /// Look at the pair once, at `now`, and act. Returns what happened and,
+    /// when B is waiting to be repaired, when to look again.
+    pub fn step(&mut self, now: Now) -> (Outcome, Option<Instant>) {
         if let Some(derive) = self.derive_b {
-            return (self.step_derived(derive), None);
+            return (self.step_derived(derive, now.wall), None);
         }
+        let at = now.at;
+        let last_event = *self.last_event.get_or_insert(at);
         for _ in 0..MAX_ROUNDS {
             let (la, lb) = match (self.a.look(), self.b.look()) {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(e), _) | (_, Err(e)) => return (self.failed(&e), None),
             };
-            let now = Timestamp::now();
-            let (oa, ob) = (la.classify(self.agent, now), lb.classify(self.agent, now));
-            let quiet = at.saturating_duration_since(self.last_event) >= REPAIR_AFTER;
+            let (oa, ob) = (
+                la.classify(self.agent, now.wall),
+                lb.classify(self.agent, now.wall),
+            );
+            let quiet = at.saturating_duration_since(last_event) >= REPAIR_AFTER;
             let a_digest = oa.credential().map(|c| c.digest);
             let heal_b = self.heal_b && (a_digest.is_none() || a_digest != self.healed_from);
             let ctx = Context {
@@ -222,7 +265,7 @@ impl Pair {
             if let (Action::Copy { from: Side::B, .. }, Some(gate), Look::File(b), Look::File(a)) =
                 (action, self.admission.as_ref(), &lb, &la)
             {
-                match gate.admit(self.agent, b, a, &self.a.path()) {
+                match gate.admit(self.agent, b, a, &self.a.path(), at) {
                     Admit::Yes => {}
                     Admit::Wait(at) => {
                         let hold = Hold::Unvouched(Side::B);
@@ -260,18 +303,15 @@ impl Pair {
                         Hold::LoggedOut(Side::B) => heal_b && !quiet,
                         _ => false,
                     };
-                    let wake = repairable.then(|| self.last_event + REPAIR_AFTER);
+                    let wake = repairable.then(|| last_event + REPAIR_AFTER);
                     return (Outcome::Held(hold), wake);
                 }
                 Action::Copy {
                     why: Why::Restore, ..
-                } if at.saturating_duration_since(self.last_event) < self.restore_after => {
+                } if at.saturating_duration_since(last_event) < self.restore_after => {
                     let hold = Hold::Waiting(Side::B, Waiting::Missing);
                     self.report(hold);
-                    return (
-                        Outcome::Held(hold),
-                        Some(self.last_event + self.restore_after),
-                    );
+                    return (Outcome::Held(hold), Some(last_event + self.restore_after));
                 }
                 Action::Copy { from, why } => {
                     let (src, dst_look) = match from {
@@ -312,13 +352,13 @@ impl Pair {
 
     /// One look at a pair whose B is a function of A: B is made to hold
     /// `derive(A)` whenever A holds a complete credential.
-    fn step_derived(&mut self, derive: Derive) -> Outcome {
+    fn step_derived(&mut self, derive: Derive, now: Timestamp) -> Outcome {
         for _ in 0..MAX_ROUNDS {
             let (la, lb) = match (self.a.look(), self.b.look()) {
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(e), _) | (_, Err(e)) => return self.failed(&e),
             };
-            let wanted = match (&la, la.classify(self.agent, Timestamp::now())) {
+            let wanted = match (&la, la.classify(self.agent, now)) {
                 (Look::File(bytes), Observed::Valid(_)) => derive(self.agent, bytes),
                 _ => None,
             };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use caw_auth::agents::{self, Agent};
 use caw_sync::side::{DirFile, End, HostFile};
-use caw_sync::{Engine, Pair, Voice};
+use caw_sync::{Engine, Now, Pair, Voice, REPAIR_AFTER};
 
 const VOICE: Voice = Voice {
     prefix: "[test]",
@@ -234,20 +234,24 @@ fn an_older_login_is_replaced_by_the_newer_one() {
 
 #[test]
 fn an_incomplete_home_copy_is_repaired_once_its_writer_is_gone() {
+    // Stepped by hand on a clock: the repair waits REPAIR_AFTER, not a sleep.
     let d = Dirs::new();
     let good = claude("good", 3600);
     std::fs::write(d.a(), &good).unwrap();
-    let _engine = d.run(claude_agent());
-    wait_for(&d.b(), &good, Duration::from_secs(5));
+    let mut pair = d.pair(claude_agent());
+    let start = Now::read();
+    pair.step(start);
+    assert_eq!(read(&d.b()), good);
     std::fs::write(d.b(), &good[..good.len() / 2]).unwrap();
+    let written = start.after(Duration::from_secs(1));
+    pair.touched(written.at);
     // Left alone while a writer might still be at it...
-    stays(&d.b(), &good[..good.len() / 2]);
+    let (_, wake) = pair.step(written.after(REPAIR_AFTER / 2));
+    assert_eq!(read(&d.b()), &good[..good.len() / 2]);
+    assert_eq!(wake, Some(written.at + REPAIR_AFTER));
     // ...and repaired a few seconds after the last change.
-    wait_for(
-        &d.b(),
-        &good,
-        caw_sync::REPAIR_AFTER + Duration::from_secs(3),
-    );
+    pair.step(written.after(REPAIR_AFTER));
+    assert_eq!(read(&d.b()), good);
 }
 
 #[test]
@@ -328,15 +332,38 @@ fn the_host_file_is_written_at_a_symlinks_target() {
 
 #[test]
 fn a_patient_pair_restores_only_after_its_wait() {
+    // Stepped by hand on a clock: time moves without sleeping.
     let d = Dirs::new();
     let good = claude("good", 3600);
     std::fs::write(d.a(), &good).unwrap();
-    let agent = claude_agent();
-    let pair = d.pair(agent).patient_restores(Duration::from_millis(400));
+    let wait = Duration::from_millis(400);
+    let mut pair = d.pair(claude_agent()).patient_restores(wait);
+    // The first copy is a restore too: it waits as well.
+    let start = Now::read();
+    pair.step(start);
+    pair.step(start.after(wait));
+    assert_eq!(read(&d.b()), good);
+    std::fs::remove_file(d.b()).unwrap();
+    let removed = start.after(Duration::from_secs(1));
+    pair.touched(removed.at);
+    let (_, wake) = pair.step(removed.after(Duration::from_millis(150)));
+    assert!(!d.b().exists(), "restored before its wait");
+    assert_eq!(wake, Some(removed.at + wait));
+    pair.step(removed.after(wait));
+    assert_eq!(read(&d.b()), good);
+}
+
+#[test]
+fn the_engine_looks_again_when_a_pair_asks_to() {
+    // Nothing happens after the removal: only the pair's wake restores B.
+    let d = Dirs::new();
+    let good = claude("good", 3600);
+    std::fs::write(d.a(), &good).unwrap();
+    let pair = d
+        .pair(claude_agent())
+        .patient_restores(Duration::from_millis(400));
     let _engine = Running::start(move || vec![pair]);
     wait_for(&d.b(), &good, Duration::from_secs(5));
     std::fs::remove_file(d.b()).unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    assert!(!d.b().exists(), "restored before its wait");
     wait_for(&d.b(), &good, Duration::from_secs(3));
 }

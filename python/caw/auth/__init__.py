@@ -27,40 +27,17 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
 
 from caw import _caw
-from caw.auth._errors import (
-    CawAuthError,
-    InvalidInputError,
-    InvalidManifestError,
-    InvalidOptionError,
-    MissingBindSourceError,
-    NoManifestError,
-    NotAnAuthDirError,
-    NoUsableAgentError,
-    TeardownContainersAttachedError,
-    TeardownWouldOrphanSymlinksError,
-    UnknownAgentError,
-    UnsafeMountPathError,
-)
+from caw.auth import _errors
+from caw.auth._errors import *  # noqa: F403 (the exceptions: their one list is `_errors.__all__`)
 
 __all__ = [
     "AuthFileStatus",
-    "CawAuthError",
-    "InvalidInputError",
-    "InvalidManifestError",
-    "InvalidOptionError",
-    "MissingBindSourceError",
-    "NoManifestError",
-    "NoUsableAgentError",
-    "NotAnAuthDirError",
-    "TeardownContainersAttachedError",
-    "TeardownWouldOrphanSymlinksError",
-    "UnknownAgentError",
-    "UnsafeMountPathError",
     "get_docker_flags",
     "get_status",
     "setup",
     "teardown",
 ]
+__all__ += _errors.__all__
 
 StrPath = Union[str, "os.PathLike[str]"]
 

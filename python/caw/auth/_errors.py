@@ -167,19 +167,7 @@ class InvalidOptionError(CawAuthError, ValueError):
 
 
 # Shown (and pickled) as `caw.auth.NoManifestError`, where users import them from.
-for _cls in (
-    CawAuthError,
-    NoManifestError,
-    UnknownAgentError,
-    NoUsableAgentError,
-    TeardownWouldOrphanSymlinksError,
-    TeardownContainersAttachedError,
-    InvalidManifestError,
-    InvalidInputError,
-    NotAnAuthDirError,
-    MissingBindSourceError,
-    UnsafeMountPathError,
-    InvalidOptionError,
-):
+for _name in __all__:
+    _cls = globals()[_name]
     _cls.__module__ = "caw.auth"
-del _cls
+del _cls, _name

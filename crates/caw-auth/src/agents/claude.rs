@@ -6,7 +6,7 @@ use super::{
     millis, non_empty, Agent, CleanContext, ConfigCandidate, ConfigFile, CredentialFacts,
     Relocation, ShellRules,
 };
-use crate::credential::Identity;
+use crate::identity::Identity;
 
 /// Top-level keys of `.claude.json` that carry account state the container
 /// needs; everything else (history, host projects, MCP servers) stays home.

@@ -6,7 +6,7 @@ use toml_edit::{DocumentMut, Item, Table};
 use super::{
     jwt, non_empty, Agent, CleanContext, ConfigCandidate, ConfigFile, CredentialFacts, ShellRules,
 };
-use crate::credential::Identity;
+use crate::identity::Identity;
 
 pub(super) static CODEX: Agent = Agent {
     name: "codex",

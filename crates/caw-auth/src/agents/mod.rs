@@ -18,7 +18,7 @@ mod qwen;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::credential::Identity;
+use crate::identity::Identity;
 
 /// Everything the cleaning step may need to know about the container.
 #[derive(Debug, Clone, Copy)]
@@ -280,23 +280,6 @@ pub fn select(names: &[String]) -> crate::Result<Vec<&'static Agent>> {
         .copied()
         .filter(|a| all || wanted.is_empty() || wanted.contains(&a.name))
         .collect())
-}
-
-/// The freshness of raw credential bytes for the agent called `agent`
-/// (expiry as stated, without the plausibility rule of [`crate::credential`]).
-///
-/// `None` when the bytes are not a JSON object or the agent is unknown.
-pub fn freshness_of(agent: &str, bytes: &[u8]) -> Option<crate::credential::Freshness> {
-    let agent = by_name(agent)?;
-    let value: Value = serde_json::from_slice(bytes).ok()?;
-    if !value.is_object() {
-        return None;
-    }
-    let facts = (agent.read_credential)(&value);
-    Some(crate::credential::Freshness {
-        expires_at: facts.expires_at,
-        tiebreak: facts.tiebreak,
-    })
 }
 
 /// Milliseconds since the Unix epoch, as Claude, opencode, Gemini and Qwen

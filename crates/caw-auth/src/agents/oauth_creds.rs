@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{jwt, millis, non_empty, CredentialFacts, ShellRules};
-use crate::credential::Identity;
+use crate::identity::Identity;
 
 /// What the shell guard checks in this format.
 pub(super) const SHELL: ShellRules = ShellRules::Sync {

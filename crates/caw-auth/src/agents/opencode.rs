@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::{millis, non_empty, Agent, ConfigCandidate, ConfigFile, CredentialFacts, ShellRules};
-use crate::credential::Identity;
+use crate::identity::Identity;
 
 pub(super) static OPENCODE: Agent = Agent {
     name: "opencode",

@@ -1,7 +1,10 @@
 //! `caw auth docker-flags`.
 
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
+use caw_auth::host_sync::SyncCommand;
 use caw_auth::FlagFormat;
 
 use super::AuthDirArg;
@@ -25,7 +28,7 @@ pub struct Args {
     /// Output form
     #[arg(long, value_enum, default_value_t)]
     format: Format,
-    /// Do not start the host sync (also `CAW_NO_SYNC=1`)
+    /// Do not start the host sync, a background process (also `CAW_NO_SYNC=1`)
     #[arg(long)]
     no_sync: bool,
     /// Refuse unless the auth dir keeps refresh tokens on the host
@@ -52,18 +55,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Make sure the host sync runs (live mode), with this very executable; a
-/// failure is a warning: the containers still share logins through the
-/// live directory.
+/// Make sure the host sync runs (live mode): `caw auth sync --auth-dir A`,
+/// with this very executable (see [`caw_auth::host_sync::ensure`]).
 pub(crate) fn start_sync(mounts: &caw_auth::DockerMounts) {
-    let started = std::env::current_exe()
-        .map_err(caw_auth::Error::Io)
-        .and_then(|exe| caw_auth::ensure_host_sync(mounts, &[exe.into_os_string()]));
-    match started {
-        Ok(Some(caw_auth::host_sync::Started::Now(pid))) => {
-            log::info!("started the host sync (pid {pid})")
-        }
-        Ok(_) => {}
-        Err(e) => log::warn!("{}", caw_auth::docker_flags::sync_start_warning(&e)),
-    }
+    caw_auth::host_sync::ensure(&mounts.auth_dir, mounts.mode, sync_command);
+}
+
+/// How this CLI runs the host sync for `auth_dir`.
+fn sync_command(auth_dir: &Path) -> std::io::Result<SyncCommand> {
+    let os = |s: &str| OsString::from(s);
+    Ok(SyncCommand {
+        program: std::env::current_exe()?,
+        args: vec![os("auth"), os("sync"), os("--auth-dir"), auth_dir.into()],
+    })
 }
