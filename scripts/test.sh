@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and test of the project, from a clean checkout on a fresh machine.
-# Installs what it needs (busybox-static for the container tests, debootstrap
+# Installs what it needs (busybox-static for the container tests, etcd for
+# the store tests, debootstrap
 # and the pinned agent wheels for the real-agent tests, a Python venv with
 # maturin and pytest), builds the static caw, and runs: fmt, clippy, the Rust
 # tests (unit, CLI, container-side bind-mount tests, `caw auth exec` as PID 1,
@@ -14,6 +15,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "prerequisites"
 scripts/busybox.sh >/dev/null
+scripts/etcd.sh
 
 if [ -n "${CAW_NO_BUNDLE:-}" ]; then
     echo "error: unset CAW_NO_BUNDLE: the tests check the static caw every build embeds" >&2

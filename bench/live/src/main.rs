@@ -22,6 +22,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 #[path = "../../../crates/caw-cli/tests/support/oauth.rs"]
 mod oauth;
 mod refresh;
+mod store;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use serde_json::json;
 
@@ -36,6 +37,8 @@ struct Args {
     out: PathBuf,
     /// `refresh`: the refresh benchmark instead (see `refresh.rs`).
     refresh: Option<refresh::Plan>,
+    /// `store`: the several-machines benchmark instead (see `store.rs`).
+    store: Option<store::Plan>,
 }
 
 fn args() -> Args {
@@ -45,6 +48,7 @@ fn args() -> Args {
         busybox: "/bin/busybox".into(),
         out: "bench/results/live.json".into(),
         refresh: None,
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +72,33 @@ fn args() -> Args {
                     host_caw: PathBuf::new(),
                 })
             }
+            "store" => {
+                a.store = Some(store::Plan {
+                    machines: 3,
+                    containers: 10,
+                    rounds: 20,
+                    host_caw: PathBuf::new(),
+                })
+            }
+            "--machines" | "--containers" => {
+                let n: usize = value()
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("{flag}: a number")));
+                let plan = a
+                    .store
+                    .as_mut()
+                    .unwrap_or_else(|| die("this option belongs to `store`, which comes first"));
+                if flag == "--machines" {
+                    plan.machines = n;
+                } else {
+                    plan.containers = n;
+                }
+            }
+            "--host-caw" if a.store.is_some() => {
+                if let Some(p) = a.store.as_mut() {
+                    p.host_caw = value().into();
+                }
+            }
             "--host-caw" => plan(&mut a).host_caw = value().into(),
             "--sizes" => {
                 plan(&mut a).sizes = value()
@@ -84,7 +115,9 @@ fn args() -> Args {
                 println!(
                     "live-bench --caw STATIC_CAW [--rounds N] [--busybox PATH] [--out JSON]\n\
                      live-bench refresh --caw STATIC_CAW --host-caw CAW [--sizes 1,10,50] \
-                     [--expiries N] [--busybox PATH] [--out JSON]"
+                     [--expiries N] [--busybox PATH] [--out JSON]\n\
+                     live-bench store --caw STATIC_CAW --host-caw CAW [--machines 3] \
+                     [--containers 10] [--rounds N] [--busybox PATH] [--out JSON]"
                 );
                 std::process::exit(0);
             }
@@ -638,7 +671,18 @@ fn main() {
     build_image(&a.busybox);
     let env = prepare(&a);
     let mut report = Report::default();
+    if let Some(plan) = a.store.as_mut() {
+        plan.rounds = a.rounds;
+        if plan.host_caw.as_os_str().is_empty() {
+            die("store --host-caw: the host's caw, with the store (target/release/caw)");
+        }
+    }
     match &a.refresh {
+        _ if a.store.is_some() => {
+            if let Some(plan) = &a.store {
+                store::bench(&env.caw, plan, &mut report);
+            }
+        }
         Some(plan) => {
             if plan.host_caw.as_os_str().is_empty() {
                 die("refresh --host-caw: the host's caw, with the refresher (target/release/caw)");
