@@ -667,7 +667,7 @@ fn docker_flags(a: &Args, env: &Env, report: &mut Report) {
 }
 
 fn main() {
-    let a = args();
+    let mut a = args();
     build_image(&a.busybox);
     let env = prepare(&a);
     let mut report = Report::default();

@@ -241,12 +241,27 @@ pub fn bench(caw: &Path, plan: &Plan, report: &mut Report) {
     std::thread::sleep(Duration::from_secs(6));
     let idle_rate = (requests(&etcd) - idle_from.0) as f64 / idle_from.1.elapsed().as_secs_f64();
     let start = (requests(&etcd), Instant::now());
-    let samples: Vec<Duration> = (0..plan.rounds)
+    let (hosts_samples, samples): (Vec<Duration>, Vec<Duration>) = (0..plan.rounds)
         .map(|r| {
-            let from = machines[r % machines.len()].env.home.join(CREDENTIAL);
+            let from_machine = r % machines.len();
+            let from = machines[from_machine].env.home.join(CREDENTIAL);
+            let others: Vec<PathBuf> = machines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != from_machine)
+                .map(|(_, m)| m.env.home.join(CREDENTIAL))
+                .collect();
             let bytes = claude(&format!("round{r}"), ms_from_now(7200) + r as i64 + 1);
             let t = Instant::now();
             write_by_rename(&from, &bytes);
+            // The other machines' host files first (the store's own hop),
+            // then every container.
+            if wait_all(&others, &bytes, Duration::from_secs(10)).is_none() {
+                die(&format!(
+                    "round {r}: the refresh did not reach the other machines"
+                ));
+            }
+            let hosts = t.elapsed();
             if wait_all(&homes, &bytes, Duration::from_secs(10)).is_none() {
                 die(&format!(
                     "round {r}: the refresh did not reach every container"
@@ -255,9 +270,9 @@ pub fn bench(caw: &Path, plan: &Plan, report: &mut Report) {
             let took = t.elapsed();
             // Let the round's echo (each machine's own store check) finish.
             std::thread::sleep(Duration::from_millis(200));
-            took
+            (hosts, took)
         })
-        .collect();
+        .unzip();
     let spent = start.1.elapsed().as_secs_f64();
     let total = requests(&etcd) - start.0;
     let per_refresh = (total as f64 - idle_rate * spent) / plan.rounds as f64;
@@ -271,6 +286,11 @@ pub fn bench(caw: &Path, plan: &Plan, report: &mut Report) {
         "{} machines × {} containers, etcd ×3",
         plan.machines, plan.containers
     ));
+    report.add(
+        "store_refresh_to_other_hosts",
+        "a refresh on one machine → the other machines' host files",
+        &Stats::new(hosts_samples),
+    );
     report.add(
         "store_refresh_to_every_container",
         "a refresh on one machine → every container of every machine",

@@ -279,6 +279,13 @@ pub fn run(opts: &HostSyncOptions) -> Result<Exit, Error> {
     if let (Some(r), Some(link)) = (sync.refresher.as_mut(), sync.store.as_ref()) {
         r.set_gate(Arc::new(link.clone()));
     }
+    #[cfg(feature = "refresh")]
+    if let Some(link) = &sync.store {
+        match link.news_fd() {
+            Ok(fd) => engine.add_source(fd, crate::STORE_CHANGED),
+            Err(e) => log::warn!("{} cannot follow the store's status: {e}", VOICE.prefix),
+        }
+    }
     host_sync::write_state(auth_dir, &sync.state)?;
     sweep_live(auth_dir);
     sync.live_changed();
@@ -658,6 +665,14 @@ impl HostSync<'_> {
                 None
             }
             Wake::Extra(ENTRY_REMOVED) if manifest_gone(auth_dir) => Some(Exit::AuthDirGone),
+            // The store's status changed: `after_wake` records it.
+            #[cfg(feature = "refresh")]
+            Wake::Extra(crate::STORE_CHANGED) => {
+                if let Some(link) = &self.store {
+                    link.drain();
+                }
+                None
+            }
             // The refresher's timer or a finished refresh: `after_wake` plans.
             Wake::Extra(crate::REFRESH_TIMER | crate::REFRESH_DONE) => None,
             // A provider answered about a container's login: look again.

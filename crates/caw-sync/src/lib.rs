@@ -48,3 +48,6 @@ pub const REFRESH_TIMER: u32 = 100;
 pub const REFRESH_DONE: u32 = 101;
 /// The host sync's hook id for a provider's answer about a container's login.
 pub const VOUCH_DONE: u32 = 102;
+/// The host sync's hook id for the store link's news (reachable or not,
+/// who refreshes): `sync.json` is written again.
+pub const STORE_CHANGED: u32 = 103;

@@ -102,9 +102,20 @@ struct Shared {
     logins: Vec<StoreLogin>,
     holder: Mutex<HashMap<PathBuf, bool>>,
     status: Mutex<LinkStatus>,
+    /// Written to when the status changes (the host sync records it).
+    news: Mutex<UnixStream>,
 }
 
 impl Shared {
+    /// Tell the host sync that the status changed.
+    fn changed(&self) {
+        let _ = self
+            .news
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(b"!");
+    }
+
     fn login(&self, host: &Path) -> Option<&StoreLogin> {
         self.logins.iter().find(|l| l.host == host)
     }
@@ -115,6 +126,8 @@ impl Shared {
             (true, Some(_)) => {
                 log::info!("{VOICE} the store answers again; catching up");
                 status.unreachable_since = None;
+                drop(status);
+                self.changed();
             }
             (false, None) => {
                 log::warn!(
@@ -126,6 +139,8 @@ impl Shared {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clear();
+                drop(status);
+                self.changed();
             }
             _ => {}
         }
@@ -133,9 +148,14 @@ impl Shared {
 
     fn set_unknown(&self, agent: &str, unknown: bool) {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let before = status.outcome_unknown.clone();
         status.outcome_unknown.retain(|a| a != agent);
         if unknown {
             status.outcome_unknown.push(agent.to_string());
+        }
+        if status.outcome_unknown != before {
+            drop(status);
+            self.changed();
         }
     }
 }
@@ -144,6 +164,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct StoreLink {
     shared: Arc<Shared>,
+    news: Arc<UnixStream>,
 }
 
 impl std::fmt::Debug for StoreLink {
@@ -158,11 +179,15 @@ impl std::fmt::Debug for StoreLink {
 impl StoreLink {
     /// Start the lease, watch and link threads for `logins`.
     pub fn start(store: Store, logins: Vec<StoreLogin>) -> std::io::Result<StoreLink> {
+        let (news_tx, news_rx) = UnixStream::pair()?;
+        news_tx.set_nonblocking(true)?;
+        news_rx.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             store,
             logins,
             holder: Mutex::new(HashMap::new()),
             status: Mutex::new(LinkStatus::default()),
+            news: Mutex::new(news_tx),
         });
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_rx.set_nonblocking(true)?;
@@ -180,7 +205,21 @@ impl StoreLink {
         std::thread::Builder::new()
             .name("caw-store-link".into())
             .spawn(move || link_loop(&link, &events_rx, &wake_rx, &inotify))?;
-        Ok(StoreLink { shared })
+        Ok(StoreLink {
+            shared,
+            news: Arc::new(news_rx),
+        })
+    }
+
+    /// Readable when the status changed: a source for the host sync's engine.
+    pub fn news_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        Ok(std::os::fd::OwnedFd::from(self.news.try_clone()?))
+    }
+
+    /// Empty [`StoreLink::news_fd`].
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&*self.news).read(&mut buf), Ok(n) if n > 0) {}
     }
 
     /// What the link knows now.
@@ -288,11 +327,15 @@ fn lease_loop(shared: &Shared) {
                     };
                     let mut holder = shared.holder.lock().unwrap_or_else(|e| e.into_inner());
                     let before = holder.insert(login.host.clone(), holds);
+                    drop(holder);
                     if holds && before != Some(true) {
                         log::info!(
                             "{VOICE} this machine now refreshes the {} login",
                             login.agent.name
                         );
+                    }
+                    if before != Some(holds) {
+                        shared.changed();
                     }
                 }
             }
@@ -481,6 +524,7 @@ fn take_value(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .problem = Some(e.to_string());
+                shared.changed();
             }
             state.sealed_wrong = true;
             state.store = Some(Stored {

@@ -35,6 +35,9 @@ pub struct Args {
     /// (`caw auth setup --hold-refresh-token`)
     #[arg(long)]
     hold_refresh_token: bool,
+    /// The store the host sync it starts joins (see `caw auth sync --help`)
+    #[command(flatten)]
+    store: super::sync::StoreArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -48,8 +51,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Mount => FlagFormat::Mount,
     };
     let line = caw_auth::format_mounts(&mounts.mounts, format)?;
+    // A store without its key is an error here, not in a background log.
+    args.store.config()?;
     if !args.no_sync {
-        start_sync(&mounts);
+        start_sync_with(&mounts, args.store.to_args());
     }
     output::stdout(&format!("{line}\n"))?;
     Ok(ExitCode::SUCCESS)
@@ -58,14 +63,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Make sure the host sync runs (live mode): `caw auth sync --auth-dir A`,
 /// with this very executable (see [`caw_auth::host_sync::ensure`]).
 pub(crate) fn start_sync(mounts: &caw_auth::DockerMounts) {
-    caw_auth::host_sync::ensure(&mounts.auth_dir, mounts.mode, sync_command);
+    start_sync_with(mounts, Vec::new());
+}
+
+/// [`start_sync`], the sync given `extra` arguments (`--store …`).
+pub(crate) fn start_sync_with(mounts: &caw_auth::DockerMounts, extra: Vec<OsString>) {
+    caw_auth::host_sync::ensure(&mounts.auth_dir, mounts.mode, |auth_dir| {
+        sync_command(auth_dir, extra)
+    });
 }
 
 /// How this CLI runs the host sync for `auth_dir`.
-fn sync_command(auth_dir: &Path) -> std::io::Result<SyncCommand> {
+fn sync_command(auth_dir: &Path, extra: Vec<OsString>) -> std::io::Result<SyncCommand> {
     let os = |s: &str| OsString::from(s);
+    let mut args = vec![os("auth"), os("sync"), os("--auth-dir"), auth_dir.into()];
+    args.extend(extra);
     Ok(SyncCommand {
         program: std::env::current_exe()?,
-        args: vec![os("auth"), os("sync"), os("--auth-dir"), auth_dir.into()],
+        args,
     })
 }

@@ -87,6 +87,31 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The same options, for the `caw auth sync` this process starts.
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        let mut push = |flag: &str, value: Option<std::ffi::OsString>| {
+            if let Some(v) = value {
+                args.push(flag.into());
+                args.push(v);
+            }
+        };
+        push("--store", self.store.clone().map(Into::into));
+        push("--store-key", self.store_key.clone().map(Into::into));
+        push("--store-ca", self.store_ca.clone().map(Into::into));
+        push("--store-cert", self.store_cert.clone().map(Into::into));
+        push(
+            "--store-cert-key",
+            self.store_cert_key.clone().map(Into::into),
+        );
+        push("--store-user", self.store_user.clone().map(Into::into));
+        push(
+            "--store-password-file",
+            self.store_password_file.clone().map(Into::into),
+        );
+        args
+    }
+
     /// The store to join, if one is given; a store without a key is an error.
     pub fn config(&self) -> anyhow::Result<Option<StoreConfig>> {
         let Some(url) = &self.store else {

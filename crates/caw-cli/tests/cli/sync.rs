@@ -417,3 +417,52 @@ fn what_no_caw_writer_makes_is_removed_from_live() {
         assert!(log.contains("removed `claude/disk`"), "{log}");
     }
 }
+
+/// `docker-flags --store URL --store-key K` starts the sync joined to that
+/// store (here one that does not answer: the sync says so and keeps the
+/// login); a store without a key is an error before any flag is printed.
+#[test]
+fn docker_flags_passes_the_store_to_the_sync_it_starts() {
+    let env = TestEnv::full();
+    env.setup();
+    let url = "etcd://127.0.0.1:1/t";
+    let out = env
+        .caw()
+        .env_remove("CAW_NO_SYNC")
+        .args(["auth", "docker-flags", "--store", url, "--auth-dir"])
+        .arg(&env.auth)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("--store-key"), "{}", stderr(&out));
+    assert!(!running(&env), "a sync started without a store key");
+    let key = env.dir.path().join("store.key");
+    let made = env
+        .caw()
+        .args(["auth", "store-key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let out = env
+        .caw()
+        .env_remove("CAW_NO_SYNC")
+        .args(["auth", "docker-flags", "--store", url, "--store-key"])
+        .arg(&key)
+        .arg("--auth-dir")
+        .arg(&env.auth)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for(
+        "the sync records the store",
+        Duration::from_secs(10),
+        || {
+            let state = read_text(&env.auth.join("sync.json"));
+            state.contains(url) && state.contains("unreachable_since\":\"")
+        },
+    );
+    let status = stdout(&env.auth(&["status"]));
+    assert!(status.contains("store unreachable since"), "{status}");
+}
