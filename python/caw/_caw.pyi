@@ -44,7 +44,11 @@ def get_status(
     next_refresh_ms, last_refresh_ms, last_refresh_result, refresh_token_held)``."""
 
 def get_docker_flags(
-    *, auth_dir: Optional[_Path] = None, sync_command: Sequence[str] = ()
+    *,
+    auth_dir: Optional[_Path] = None,
+    sync_command: Sequence[str] = (),
+    store: Optional[str] = None,
+    store_key: Optional[_Path] = None,
 ) -> str:
     """The ``docker run`` ``-v`` flags for an auth dir, on one line; starts the
     host sync with ``sync_command`` when none runs."""

@@ -3,6 +3,7 @@ static `bin/caw`, and `teardown` stops it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -61,3 +62,37 @@ def test_get_docker_flags_starts_the_sync_and_teardown_stops_it(
     auth.teardown(auth_dir)
     wait(lambda: not alive(pid), "the sync stopped")
     assert not auth_dir.exists()
+
+
+def test_get_docker_flags_joins_the_sync_it_starts_to_a_store(
+    home: Path, auth_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CAW_NO_SYNC")
+    auth.setup(["claude"], dest_dir=auth_dir)
+    url = "etcd://127.0.0.1:1/t"
+    # A store without its key: an error, and no sync started.
+    with pytest.raises(auth.CawAuthError, match="store_key"):
+        auth.get_docker_flags(auth_dir, store=url)
+    assert not (auth_dir / "sync.json").exists()
+    # A store key as `caw auth store-key` writes it (the wheel's own caw is
+    # the container build, without the store): 32 random bytes, base64, 0600.
+    key = tmp_path / "store.key"
+    key.write_text("# caw store key\n" + base64.b64encode(os.urandom(32)).decode() + "\n")
+    key.chmod(0o600)
+    auth.get_docker_flags(auth_dir, store=url, store_key=key)
+    pid = json.loads((auth_dir / "sync.json").read_text())["pid"]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().split(b"\0")
+    assert argv[7:11] == [b"--store", url.encode(), b"--store-key", os.fsencode(key)]
+    # Nothing answers there: the sync says so in sync.json, and keeps going.
+    wait(
+        lambda: (json.loads((auth_dir / "sync.json").read_text()).get("store") or {}).get(
+            "unreachable_since"
+        )
+        is not None,
+        "the sync records the unreachable store",
+        within=10,
+    )
+    assert alive(pid)
+    auth.teardown(auth_dir, force=True)
+    wait(lambda: not alive(pid), "the sync stopped")

@@ -122,12 +122,32 @@ mod _caw {
     /// auth dir's own `bin/caw` (a static build runs on the host as well,
     /// but has no refresher).
     #[pyfunction]
-    #[pyo3(signature = (*, auth_dir=None, sync_command=Vec::new()))]
+    #[pyo3(signature = (*, auth_dir=None, sync_command=Vec::new(), store=None, store_key=None))]
     fn get_docker_flags(
         py: Python<'_>,
         auth_dir: Option<PathBuf>,
         sync_command: Vec<std::ffi::OsString>,
+        store: Option<String>,
+        store_key: Option<PathBuf>,
     ) -> PyResult<String> {
+        // The store the sync it starts joins (`--store`, see host_sync).
+        let mut store_args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(url) = store {
+            let Some(key) = store_key else {
+                let e = caw_auth::Error::Store {
+                    reason: format!(
+                        "store={url} needs store_key (create one with `caw auth store-key FILE`)"
+                    ),
+                };
+                return Err(to_py_err(py, e, &OTHER));
+            };
+            store_args.extend([
+                "--store".into(),
+                url.into(),
+                "--store-key".into(),
+                key.into(),
+            ]);
+        }
         let command = |auth_dir: &std::path::Path| {
             let (program, leading) = match sync_command.split_first() {
                 Some((program, leading)) => (PathBuf::from(program), leading),
@@ -136,6 +156,7 @@ mod _caw {
             let mut args = leading.to_vec();
             args.extend(["auth", "sync", "--auth-dir"].map(std::ffi::OsString::from));
             args.push(auth_dir.into());
+            args.extend(store_args);
             Ok(caw_auth::host_sync::SyncCommand { program, args })
         };
         py.detach(|| caw_auth::get_docker_flags(auth_dir.as_deref(), command))

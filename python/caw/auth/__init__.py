@@ -224,7 +224,12 @@ def get_status(
     ]
 
 
-def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
+def get_docker_flags(
+    auth_dir: Optional[StrPath] = None,
+    *,
+    store: Optional[str] = None,
+    store_key: Optional[StrPath] = None,
+) -> str:
     """Return the Docker -v flags for mounting the auth directory and credentials.
 
     Emits one directory bind mount for the staging area plus one file bind
@@ -244,6 +249,10 @@ def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
 
     Args:
         auth_dir: Custom auth directory. Defaults to ~/.caw/auth/.
+        store: Join the host sync it starts to the store shared by your
+            machines (``etcd://HOST:PORT[,HOST:PORT...][/PREFIX]``; see the
+            README's *Several machines*). Needs ``store_key``.
+        store_key: The store key file (``caw auth store-key FILE``).
 
     Returns:
         A space-separated string of Docker ``-v`` flags, e.g.
@@ -262,7 +271,10 @@ def get_docker_flags(auth_dir: Optional[StrPath] = None) -> str:
     # caw auth sync`), so it has the refresher: the auth dir's bin/caw is
     # the container build, which has none.
     return _caw.get_docker_flags(
-        auth_dir=_path_or_none(auth_dir), sync_command=[sys.executable, "-m", "caw"]
+        auth_dir=_path_or_none(auth_dir),
+        sync_command=[sys.executable, "-m", "caw"],
+        store=store,
+        store_key=_path_or_none(store_key),
     )
 
 
