@@ -380,7 +380,7 @@ fn start_store(
     config: &StoreConfig,
     engine: &Engine,
 ) -> Result<crate::store_link::StoreLink, Error> {
-    use crate::store_link::{account_of, StoreLink, StoreLogin};
+    use crate::store_link::StoreLink;
     let bad = |reason: String| Error::Store { reason };
     let spec: caw_store::StoreSpec = config.url.parse().map_err(bad)?;
     let opts = caw_store::StoreOptions {
@@ -399,25 +399,34 @@ fn start_store(
         .unwrap_or_else(|_| "host".into());
     let me = format!("{host}:{}", std::process::id());
     let store = caw_store::Store::open(&opts, &me).map_err(bad)?;
-    let logins = engine
-        .pairs()
-        .iter()
-        .map(|p| {
-            let host = p.end(crate::decide::Side::A).path();
-            let account = account_of(p.agent(), &host);
-            StoreLogin {
-                agent: p.agent(),
-                keys: store.keys(p.agent().name, account.as_deref()),
-                host,
-            }
-        })
-        .collect();
+    let logins = store_logins(engine, |agent, account| store.keys(agent, account));
     log::info!(
         "{} joining this machine's logins to {} (as {me})",
         VOICE.prefix,
         config.url
     );
     StoreLink::start(store, logins).map_err(Error::Io)
+}
+
+/// Each host login of `engine`, with its keys in the store.
+#[cfg(feature = "refresh")]
+fn store_logins(
+    engine: &Engine,
+    keys: impl Fn(&str, Option<&str>) -> caw_store::LoginKeys,
+) -> Vec<crate::store_link::StoreLogin> {
+    engine
+        .pairs()
+        .iter()
+        .map(|p| {
+            let host = p.end(crate::decide::Side::A).path();
+            let account = crate::store_link::account_of(p.agent(), &host);
+            crate::store_link::StoreLogin {
+                agent: p.agent(),
+                keys: keys(p.agent().name, account.as_deref()),
+                host,
+            }
+        })
+        .collect()
 }
 
 /// What the sync asks providers with: the refresher's client, and the gate
@@ -714,6 +723,12 @@ impl HostSync<'_> {
             Ok(pairs) => {
                 log::info!("{} the auth dir was set up again; reloading", VOICE.prefix);
                 engine.set_pairs(pairs);
+                #[cfg(feature = "refresh")]
+                if let Some(link) = &self.store {
+                    link.set_logins(store_logins(engine, |agent, account| {
+                        link.keys(agent, account)
+                    }));
+                }
                 // A new `live/` (a bind-mode auth dir set up again in live mode).
                 self.live = std::fs::File::open(auth_dir.join(LIVE_DIR)).ok();
                 let _ = engine.watch_extra(

@@ -99,7 +99,10 @@ pub struct LinkStatus {
 
 struct Shared {
     store: Store,
-    logins: Vec<StoreLogin>,
+    /// The logins linked (replaced when the auth dir is set up again).
+    logins: std::sync::RwLock<Vec<StoreLogin>>,
+    /// Bumped when `logins` is replaced.
+    generation: std::sync::atomic::AtomicU64,
     holder: Mutex<HashMap<PathBuf, bool>>,
     status: Mutex<LinkStatus>,
     /// Written to when the status changes (the host sync records it).
@@ -116,8 +119,16 @@ impl Shared {
             .write_all(b"!");
     }
 
-    fn login(&self, host: &Path) -> Option<&StoreLogin> {
-        self.logins.iter().find(|l| l.host == host)
+    fn login(&self, host: &Path) -> Option<StoreLogin> {
+        self.logins().into_iter().find(|l| l.host == host)
+    }
+
+    /// The logins linked now.
+    fn logins(&self) -> Vec<StoreLogin> {
+        self.logins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn reachable(&self, yes: bool, why: Option<String>) {
@@ -171,7 +182,7 @@ impl std::fmt::Debug for StoreLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreLink")
             .field("store", &self.shared.store)
-            .field("logins", &self.shared.logins.len())
+            .field("logins", &self.shared.logins().len())
             .finish()
     }
 }
@@ -184,7 +195,8 @@ impl StoreLink {
         news_rx.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
             store,
-            logins,
+            logins: std::sync::RwLock::new(logins),
+            generation: std::sync::atomic::AtomicU64::new(0),
             holder: Mutex::new(HashMap::new()),
             status: Mutex::new(LinkStatus::default()),
             news: Mutex::new(news_tx),
@@ -233,12 +245,29 @@ impl StoreLink {
         let holder = self.shared.holder.lock().unwrap_or_else(|e| e.into_inner());
         status.refresher_of = self
             .shared
-            .logins
+            .logins()
             .iter()
             .filter(|l| holder.get(&l.host) == Some(&true))
             .map(|l| l.agent.name.to_string())
             .collect();
         status
+    }
+
+    /// The keys of `agent`'s login of `account` in this store.
+    pub fn keys(&self, agent: &str, account: Option<&str>) -> LoginKeys {
+        self.shared.store.keys(agent, account)
+    }
+
+    /// Link these logins from now on (the auth dir was set up again).
+    pub fn set_logins(&self, logins: Vec<StoreLogin>) {
+        *self
+            .shared
+            .logins
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = logins;
+        self.shared
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Let go of this machine's claims, so another takes over at once.
@@ -317,7 +346,7 @@ fn lease_loop(shared: &Shared) {
         match shared.store.keep_lease() {
             Ok(()) => {
                 shared.reachable(true, None);
-                for login in &shared.logins {
+                for login in &shared.logins() {
                     let holds = match shared.store.campaign(&login.keys) {
                         Ok(h) => h,
                         Err(e) => {
@@ -410,13 +439,33 @@ struct LinkState {
 }
 
 fn link_loop(shared: &Shared, events: &Receiver<Seen>, wake: &UnixStream, inotify: &Inotify) {
-    let mut states: HashMap<PathBuf, LinkState> = HashMap::new();
+    // By login key: a re-setup may link a host file to another key.
+    let mut states: HashMap<String, LinkState> = HashMap::new();
     let mut watched = false;
+    let mut logins = shared.logins();
+    let mut generation = shared.generation.load(std::sync::atomic::Ordering::SeqCst);
     loop {
+        let now_generation = shared.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if now_generation != generation {
+            // The auth dir was set up again: new logins are read from the store.
+            generation = now_generation;
+            logins = shared.logins();
+            watched = false;
+            states.retain(|key, _| logins.iter().any(|l| &l.keys.login == key));
+            for login in &logins {
+                if states.get(&login.keys.login).is_some_and(|s| s.known) {
+                    continue;
+                }
+                if let Ok((kv, _)) = shared.store.etcd().get(&login.keys.login) {
+                    let state = states.entry(login.keys.login.clone()).or_default();
+                    take_value(shared, login, state, kv);
+                }
+            }
+        }
         if !watched {
             // The host files' directories: a rename into place is an event there.
             watched = true;
-            for login in &shared.logins {
+            for login in &logins {
                 let dir = login.host.parent().unwrap_or(Path::new("/"));
                 let flags = W::IN_CLOSE_WRITE | W::IN_MOVED_TO | W::IN_CREATE | W::IN_DELETE;
                 if inotify.add_watch(dir, flags).is_err() {
@@ -427,19 +476,15 @@ fn link_loop(shared: &Shared, events: &Receiver<Seen>, wake: &UnixStream, inotif
         while let Ok(seen) = events.try_recv() {
             match seen {
                 Seen::All(kvs) => {
-                    for login in &shared.logins {
-                        let state = states.entry(login.host.clone()).or_default();
+                    for login in &logins {
+                        let state = states.entry(login.keys.login.clone()).or_default();
                         let kv = kvs.iter().find(|kv| kv.key == login.keys.login.as_bytes());
                         take_value(shared, login, state, kv.cloned());
                     }
                 }
                 Seen::One(Event::Put(kv)) => {
-                    if let Some(login) = shared
-                        .logins
-                        .iter()
-                        .find(|l| kv.key == l.keys.login.as_bytes())
-                    {
-                        let state = states.entry(login.host.clone()).or_default();
+                    if let Some(login) = logins.iter().find(|l| kv.key == l.keys.login.as_bytes()) {
+                        let state = states.entry(login.keys.login.clone()).or_default();
                         if state
                             .store
                             .as_ref()
@@ -450,12 +495,8 @@ fn link_loop(shared: &Shared, events: &Receiver<Seen>, wake: &UnixStream, inotif
                     }
                 }
                 Seen::One(Event::Delete(key, _)) => {
-                    if let Some(login) = shared
-                        .logins
-                        .iter()
-                        .find(|l| key == l.keys.login.as_bytes())
-                    {
-                        let state = states.entry(login.host.clone()).or_default();
+                    if let Some(login) = logins.iter().find(|l| key == l.keys.login.as_bytes()) {
+                        let state = states.entry(login.keys.login.clone()).or_default();
                         take_value(shared, login, state, None);
                     }
                 }
@@ -467,8 +508,8 @@ fn link_loop(shared: &Shared, events: &Receiver<Seen>, wake: &UnixStream, inotif
             .unwrap_or_else(|e| e.into_inner())
             .unreachable_since
             .is_none();
-        for login in &shared.logins {
-            let state = states.entry(login.host.clone()).or_default();
+        for login in &logins {
+            let state = states.entry(login.keys.login.clone()).or_default();
             if state.known && reachable {
                 reconcile(shared, login, state);
             }

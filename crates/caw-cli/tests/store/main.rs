@@ -728,3 +728,52 @@ fn a_thousand_concurrent_updates_from_three_machines_end_with_the_newest_everywh
     );
     drop(cluster);
 }
+
+/// An agent added by `caw auth setup` while the syncs run joins the store
+/// without a restart.
+#[test]
+fn an_agent_added_by_a_re_setup_joins_the_store() {
+    let Some(cluster) = Cluster::start("an_agent_added_by_a_re_setup_joins_the_store") else {
+        return;
+    };
+    let server = FakeOAuth::start();
+    let (mut machines, _) = three(&server, 3600);
+    let key = store_key(machines[0].env.dir.path(), "store.key");
+    let url = cluster.url("t-resetup");
+    for m in &mut machines[..2] {
+        m.start(&url, &key, &server, &["--no-refresh"]);
+    }
+    wait_for("both joined", Duration::from_secs(15), || {
+        machines[..2]
+            .iter()
+            .all(|m| m.log().contains("watching 1 credential"))
+    });
+    let qwen = |tag: &str, secs: i64| {
+        format!(
+            r#"{{"access_token":"qwen-at-{tag}","refresh_token":"qwen-rt-{tag}","token_type":"Bearer","resource_url":"portal.qwen.ai","expiry_date":{}}}"#,
+            ms_from_now(secs)
+        )
+    };
+    for (m, (tag, secs)) in machines[..2].iter().zip([("m1", 7200), ("m2", 3600)]) {
+        m.env
+            .write(".qwen/oauth_creds.json", &qwen(tag, secs), 0o600);
+        let out = m
+            .env
+            .auth_at(&m.env.auth, &["setup", "--agents", "claude,qwen"]);
+        assert!(out.status.success(), "{}", util::stderr(&out));
+    }
+    let live = |m: &Machine| read_text(&m.env.auth.join("live/qwen/oauth_creds.json"));
+    wait_for(
+        "machine 1's newer qwen login reaches machine 2",
+        Duration::from_secs(15),
+        || live(&machines[1]).contains("qwen-at-m1"),
+    );
+    let newer = qwen("m2-new", 3 * 3600);
+    let host = machines[1].env.home.join(".qwen/oauth_creds.json");
+    std::fs::write(host.with_extension("tmp"), &newer).unwrap();
+    std::fs::rename(host.with_extension("tmp"), &host).unwrap();
+    wait_for("and back", Duration::from_secs(10), || {
+        live(&machines[0]) == newer
+    });
+    drop(cluster);
+}
