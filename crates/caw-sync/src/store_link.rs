@@ -157,6 +157,21 @@ impl Shared {
         }
     }
 
+    /// The store cannot be used now: cut off, or refusing (a wrong
+    /// password, a missing permission: a problem the user must fix, shown
+    /// in status).
+    fn trouble(&self, e: &StoreError) {
+        if let StoreError::Failed(why) = e {
+            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            if status.problem.as_deref() != Some(why) {
+                status.problem = Some(why.clone());
+                drop(status);
+                self.changed();
+            }
+        }
+        self.reachable(false, Some(e.to_string()));
+    }
+
     fn set_unknown(&self, agent: &str, unknown: bool) {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         let before = status.outcome_unknown.clone();
@@ -350,7 +365,7 @@ fn lease_loop(shared: &Shared) {
                     let holds = match shared.store.campaign(&login.keys) {
                         Ok(h) => h,
                         Err(e) => {
-                            shared.reachable(false, Some(e.to_string()));
+                            shared.trouble(&e);
                             false
                         }
                     };
@@ -368,7 +383,7 @@ fn lease_loop(shared: &Shared) {
                     }
                 }
             }
-            Err(e) => shared.reachable(false, Some(e.to_string())),
+            Err(e) => shared.trouble(&e),
         }
         std::thread::sleep(caw_store::KEEPALIVE_EVERY);
     }
@@ -399,7 +414,7 @@ fn watch_loop(shared: &Shared, events: &Sender<Seen>, mut wake: UnixStream) {
                 revision + 1
             }
             Err(e) => {
-                shared.reachable(false, Some(e.to_string()));
+                shared.trouble(&StoreError::from(e));
                 std::thread::sleep(WATCH_RETRY);
                 continue;
             }
@@ -632,7 +647,7 @@ fn reconcile(shared: &Shared, login: &StoreLogin, state: &mut LinkState) {
                         return;
                     }
                     Err(e) => {
-                        shared.reachable(false, Some(e.to_string()));
+                        shared.trouble(&e);
                         return;
                     }
                 }

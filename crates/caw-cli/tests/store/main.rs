@@ -777,3 +777,243 @@ fn an_agent_added_by_a_re_setup_joins_the_store() {
     });
     drop(cluster);
 }
+
+/// Run `openssl` in `dir`; it must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throw-away CA and a server certificate for 127.0.0.1, valid a day.
+fn tls_files(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=caw store throw-away test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=etcd",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+/// etcd over TLS with users: the store is reached with `etcds://`, the CA
+/// given with `--store-ca`, and a user whose password is read from a file
+/// (never on the command line, never in a log); a wrong password is said.
+#[test]
+fn a_store_over_tls_with_an_etcd_user() {
+    if Command::new("etcd").arg("--version").output().is_err() {
+        skip::skip(
+            SUITE,
+            "a_store_over_tls_with_an_etcd_user",
+            "etcd is not installed",
+        );
+        return;
+    }
+    if Command::new("openssl").arg("version").output().is_err() {
+        skip::skip(
+            SUITE,
+            "a_store_over_tls_with_an_etcd_user",
+            "openssl is not installed",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    tls_files(dir.path());
+    let (port, peer) = (free_port(), free_port());
+    let mut etcd = Command::new("etcd")
+        .args(["--name", "tls"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg(format!("--listen-client-urls=https://127.0.0.1:{port}"))
+        .arg(format!("--advertise-client-urls=https://127.0.0.1:{port}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+        ))
+        .arg(format!("--initial-cluster=tls=http://127.0.0.1:{peer}"))
+        .arg("--cert-file")
+        .arg(dir.path().join("server.pem"))
+        .arg("--key-file")
+        .arg(dir.path().join("server.key"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("etcd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let ctl = |args: &[&str]| {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=https://127.0.0.1:{port}"))
+            .arg("--cacert")
+            .arg(dir.path().join("ca.pem"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    wait_for("etcd answers over TLS", Duration::from_secs(20), || {
+        ctl(&["endpoint", "health"]).status.success()
+    });
+    for args in [
+        &["user", "add", "root:root-pw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["user", "add", "caw:caw-secret-pw"],
+        &["role", "add", "caw"],
+        &[
+            "role",
+            "grant-permission",
+            "caw",
+            "--prefix=true",
+            "readwrite",
+            "/tls/",
+        ],
+        &["user", "grant-role", "caw", "caw"],
+        &["auth", "enable"],
+    ] {
+        let out = ctl(args);
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            util::stderr(&out)
+        );
+    }
+    let password = dir.path().join("password");
+    std::fs::write(&password, "caw-secret-pw\n").unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-it\n").unwrap();
+    let server = FakeOAuth::start();
+    let (mut machines, _) = three(&server, 3600);
+    let key = store_key(dir.path(), "store.key");
+    let url = format!("etcds://127.0.0.1:{port}/tls");
+    let ca = dir.path().join("ca.pem");
+    for (m, pw) in machines.iter_mut().zip([&password, &password, &wrong]) {
+        m.start(
+            &url,
+            &key,
+            &server,
+            &[
+                "--no-refresh",
+                "--store-ca",
+                ca.to_str().unwrap(),
+                "--store-user",
+                "caw",
+                "--store-password-file",
+                pw.to_str().unwrap(),
+            ],
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // One of them put the (shared) login in the store; the other found it there.
+    while !machines[..2]
+        .iter()
+        .any(|m| m.log().contains("went to the store"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "neither machine 1 nor 2 reached the store:\n{}",
+            all_logs(&machines)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let newer = claude_oauth("at-tls-new", "rt-tls-new", Some(ms_from_now(8 * 3600)));
+    machines[0].write_login(&newer);
+    wait_for(
+        "the refresh reaches machine 2",
+        Duration::from_secs(10),
+        || read_text(&machines[1].live()) == newer,
+    );
+    // Machine 3's password is wrong: it says so and keeps its own login.
+    wait_for(
+        "machine 3 says it cannot log in",
+        Duration::from_secs(15),
+        || machines[2].log().contains("could not log in"),
+    );
+    assert!(!read_text(&machines[2].live()).contains("at-tls-new"));
+    wait_for(
+        "machine 3's status names the refusal",
+        Duration::from_secs(10),
+        || {
+            util::stdout(&machines[2].env.auth_at(&machines[2].env.auth, &["status"]))
+                .contains("store: error: etcd user `caw` could not log in")
+        },
+    );
+    let logs = all_logs(&machines);
+    assert!(
+        !logs.contains("caw-secret-pw"),
+        "the password in a log:\n{logs}"
+    );
+    for m in &machines {
+        let pid = m.sync.as_ref().unwrap().id();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(!String::from_utf8_lossy(&cmdline).contains("caw-secret-pw"));
+    }
+    drop(machines);
+    let _ = etcd.kill();
+    let _ = etcd.wait();
+}
