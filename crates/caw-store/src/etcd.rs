@@ -197,6 +197,17 @@ fn read_pem(path: &PathBuf) -> Result<Vec<PemItem<'static>>, String> {
         .map_err(|e| format!("`{}` is not PEM: {e}", path.display()))
 }
 
+/// The certificates in a PEM file.
+fn certificates(path: &PathBuf) -> Result<Vec<Certificate<'static>>, String> {
+    Ok(read_pem(path)?
+        .into_iter()
+        .filter_map(|i| match i {
+            PemItem::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect())
+}
+
 impl Etcd {
     /// A client for `opts.endpoints`; reads the CA, client certificate and
     /// password files now, so a wrong path is an error at start.
@@ -206,26 +217,14 @@ impl Etcd {
         }
         let mut tls = TlsConfig::builder();
         if let Some(ca) = &opts.ca {
-            let certs: Vec<Certificate<'static>> = read_pem(ca)?
-                .into_iter()
-                .filter_map(|i| match i {
-                    PemItem::Certificate(c) => Some(c),
-                    _ => None,
-                })
-                .collect();
+            let certs = certificates(ca)?;
             if certs.is_empty() {
                 return Err(format!("`{}` holds no certificate", ca.display()));
             }
             tls = tls.root_certs(RootCerts::new_with_certs(&certs));
         }
         if let Some((cert, key)) = &opts.client_cert {
-            let chain: Vec<Certificate<'static>> = read_pem(cert)?
-                .into_iter()
-                .filter_map(|i| match i {
-                    PemItem::Certificate(c) => Some(c),
-                    _ => None,
-                })
-                .collect();
+            let chain = certificates(cert)?;
             let key: PrivateKey<'static> = read_pem(key)?
                 .into_iter()
                 .find_map(|i| match i {

@@ -365,23 +365,65 @@ fn all_logs(machines: &[Machine]) -> String {
         .join("\n")
 }
 
-#[test]
-fn a_refresh_on_one_machine_reaches_the_others_and_their_containers() {
-    let Some(cluster) = Cluster::start("a_refresh_on_one_machine_reaches_the_others") else {
-        return;
-    };
+/// What most cases start from: a cluster, the fake endpoint, three
+/// machines on one login due `due_in` seconds from now, a store key, and
+/// the store's URL under `prefix`.
+struct World {
+    machines: [Machine; 3],
+    server: FakeOAuth,
+    key: PathBuf,
+    url: String,
+    rt: String,
+    cluster: Cluster,
+}
+
+fn world(test: &str, prefix: &str, due_in: i64) -> Option<World> {
+    let cluster = Cluster::start(test)?;
     let server = FakeOAuth::start();
-    let (mut machines, _) = three(&server, 3600);
+    let (machines, rt) = three(&server, due_in);
     let key = store_key(machines[0].env.dir.path(), "store.key");
-    let url = cluster.url("t-reach");
-    for m in &mut machines {
-        m.start(&url, &key, &server, &["--no-refresh"]);
+    let url = cluster.url(prefix);
+    Some(World {
+        machines,
+        server,
+        key,
+        url,
+        rt,
+        cluster,
+    })
+}
+
+/// Start every machine's sync with `extra`, and wait until each runs.
+fn start_all(machines: &mut [Machine], url: &str, key: &Path, server: &FakeOAuth, extra: &[&str]) {
+    for m in machines.iter_mut() {
+        m.start(url, key, server, extra);
     }
     wait_for("every machine joined", Duration::from_secs(15), || {
         machines
             .iter()
             .all(|m| m.log().contains("watching 1 credential"))
     });
+}
+
+#[test]
+fn a_refresh_on_one_machine_reaches_the_others_and_their_containers() {
+    let Some(w) = world(
+        "a_refresh_on_one_machine_reaches_the_others",
+        "t-reach",
+        3600,
+    ) else {
+        return;
+    };
+    let World {
+        mut machines,
+        server,
+        key,
+        url,
+        rt,
+        cluster: _cluster,
+    } = w;
+    let _ = &rt;
+    start_all(&mut machines, &url, &key, &server, &["--no-refresh"]);
     let newer = claude_oauth("at-m1-new", "rt-m1-new", Some(ms_from_now(8 * 3600)));
     machines[0].write_login(&newer);
     wait_for(
@@ -404,18 +446,21 @@ fn a_refresh_on_one_machine_reaches_the_others_and_their_containers() {
     for token in ["at-m1-new", "rt-m1-new", "rt-m3-new"] {
         assert!(!logs.contains(token), "a token in a log:\n{logs}");
     }
-    drop(cluster);
 }
 
 #[test]
 fn one_machine_refreshes_a_due_login_for_all() {
-    let Some(cluster) = Cluster::start("one_machine_refreshes_a_due_login_for_all") else {
+    let Some(w) = world("one_machine_refreshes_a_due_login_for_all", "t-one", 4) else {
         return;
     };
-    let server = FakeOAuth::start();
-    let (mut machines, rt) = three(&server, 4);
-    let key = store_key(machines[0].env.dir.path(), "store.key");
-    let url = cluster.url("t-one");
+    let World {
+        mut machines,
+        server,
+        key,
+        url,
+        rt,
+        cluster: _cluster,
+    } = w;
     for m in &mut machines {
         m.start(&url, &key, &server, &[]);
     }
@@ -440,18 +485,22 @@ fn one_machine_refreshes_a_due_login_for_all() {
         .filter(|m| m.log().contains("refreshing the claude login"))
         .count();
     assert_eq!(refreshers, 1, "{}", all_logs(&machines));
-    drop(cluster);
 }
 
 #[test]
 fn when_the_refresher_is_killed_another_machine_takes_over() {
-    let Some(cluster) = Cluster::start("when_the_refresher_is_killed") else {
+    let Some(w) = world("when_the_refresher_is_killed", "t-takeover", 25) else {
         return;
     };
-    let server = FakeOAuth::start();
-    let (mut machines, _) = three(&server, 25);
-    let key = store_key(machines[0].env.dir.path(), "store.key");
-    let url = cluster.url("t-takeover");
+    let World {
+        mut machines,
+        server,
+        key,
+        url,
+        rt,
+        cluster: _cluster,
+    } = w;
+    let _ = &rt;
     for m in &mut machines {
         m.start(&url, &key, &server, &[]);
     }
@@ -479,7 +528,6 @@ fn when_the_refresher_is_killed_another_machine_takes_over() {
     assert!(!machines[holder]
         .log()
         .contains("refreshing the claude login"));
-    drop(cluster);
 }
 
 #[test]
@@ -542,20 +590,23 @@ fn a_machine_cut_off_across_an_expiry_never_refreshes_and_catches_up() {
         refreshed(&machines[2].host()) && refreshed(&machines[2].live())
     });
     assert_eq!(server.seen().len(), 1);
-    drop(cluster);
 }
 
 #[test]
 fn a_refresher_killed_mid_request_is_never_followed_by_a_second_send() {
-    let Some(cluster) = Cluster::start("a_refresher_killed_mid_request") else {
+    let Some(w) = world("a_refresher_killed_mid_request", "t-mid", 6) else {
         return;
     };
-    let server = FakeOAuth::start();
+    let World {
+        mut machines,
+        server,
+        key,
+        url,
+        rt,
+        cluster: _cluster,
+    } = w;
     // The answer takes 4 s: the refresher dies while it waits.
     server.set_delay(Duration::from_secs(4));
-    let (mut machines, rt) = three(&server, 6);
-    let key = store_key(machines[0].env.dir.path(), "store.key");
-    let url = cluster.url("t-mid");
     for m in &mut machines {
         m.start(&url, &key, &server, &[]);
     }
@@ -608,7 +659,6 @@ fn a_refresher_killed_mid_request_is_never_followed_by_a_second_send() {
                 .all(|&i| read_text(&machines[i].live()) == fresh)
         },
     );
-    drop(cluster);
 }
 
 #[test]
@@ -644,26 +694,23 @@ fn a_machine_with_another_store_key_gets_a_clear_error_and_keeps_its_login() {
     assert!(status.contains("store: error:"), "{status}");
     assert!(status.contains("--store-key"), "{status}");
     let _ = &machines[2];
-    drop(cluster);
 }
 
 #[test]
 fn losing_one_etcd_member_changes_nothing() {
-    let Some(mut cluster) = Cluster::start("losing_one_etcd_member") else {
+    let Some(w) = world("losing_one_etcd_member", "t-member", 3600) else {
         return;
     };
-    let server = FakeOAuth::start();
-    let (mut machines, _) = three(&server, 3600);
-    let key = store_key(machines[0].env.dir.path(), "store.key");
-    let url = cluster.url("t-member");
-    for m in &mut machines {
-        m.start(&url, &key, &server, &["--no-refresh"]);
-    }
-    wait_for("every machine joined", Duration::from_secs(15), || {
-        machines
-            .iter()
-            .all(|m| m.log().contains("watching 1 credential"))
-    });
+    let World {
+        mut machines,
+        server,
+        key,
+        url,
+        rt,
+        mut cluster,
+    } = w;
+    let _ = &rt;
+    start_all(&mut machines, &url, &key, &server, &["--no-refresh"]);
     cluster.kill(0);
     let newer = claude_oauth(
         "at-after-loss",
@@ -680,21 +727,19 @@ fn losing_one_etcd_member_changes_nothing() {
 
 #[test]
 fn a_thousand_concurrent_updates_from_three_machines_end_with_the_newest_everywhere() {
-    let Some(cluster) = Cluster::start("a_thousand_concurrent_updates") else {
+    let Some(w) = world("a_thousand_concurrent_updates", "t-thousand", 3600) else {
         return;
     };
-    let server = FakeOAuth::start();
-    let (mut machines, _) = three(&server, 3600);
-    let key = store_key(machines[0].env.dir.path(), "store.key");
-    let url = cluster.url("t-thousand");
-    for m in &mut machines {
-        m.start(&url, &key, &server, &["--no-refresh"]);
-    }
-    wait_for("every machine joined", Duration::from_secs(15), || {
-        machines
-            .iter()
-            .all(|m| m.log().contains("watching 1 credential"))
-    });
+    let World {
+        mut machines,
+        server,
+        key,
+        url,
+        rt,
+        cluster: _cluster,
+    } = w;
+    let _ = &rt;
+    start_all(&mut machines, &url, &key, &server, &["--no-refresh"]);
     let base = ms_from_now(2 * 3600);
     let newest = std::thread::scope(|scope| {
         let writers: Vec<_> = (0..3)
@@ -726,20 +771,28 @@ fn a_thousand_concurrent_updates_from_three_machines_end_with_the_newest_everywh
                 .all(|m| read_text(&m.host()) == newest && read_text(&m.live()) == newest)
         },
     );
-    drop(cluster);
 }
 
 /// An agent added by `caw auth setup` while the syncs run joins the store
 /// without a restart.
 #[test]
 fn an_agent_added_by_a_re_setup_joins_the_store() {
-    let Some(cluster) = Cluster::start("an_agent_added_by_a_re_setup_joins_the_store") else {
+    let Some(w) = world(
+        "an_agent_added_by_a_re_setup_joins_the_store",
+        "t-resetup",
+        3600,
+    ) else {
         return;
     };
-    let server = FakeOAuth::start();
-    let (mut machines, _) = three(&server, 3600);
-    let key = store_key(machines[0].env.dir.path(), "store.key");
-    let url = cluster.url("t-resetup");
+    let World {
+        mut machines,
+        server,
+        key,
+        url,
+        rt,
+        cluster: _cluster,
+    } = w;
+    let _ = &rt;
     for m in &mut machines[..2] {
         m.start(&url, &key, &server, &["--no-refresh"]);
     }
@@ -775,7 +828,6 @@ fn an_agent_added_by_a_re_setup_joins_the_store() {
     wait_for("and back", Duration::from_secs(10), || {
         live(&machines[0]) == newer
     });
-    drop(cluster);
 }
 
 /// Run `openssl` in `dir`; it must succeed.
