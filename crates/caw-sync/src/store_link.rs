@@ -93,8 +93,11 @@ pub struct LinkStatus {
     pub refresher_of: Vec<String>,
     /// The agents whose last refresh has an unknown outcome.
     pub outcome_unknown: Vec<String>,
-    /// The last thing that went wrong (no secret).
+    /// The last thing that went wrong (no secret): a refusal while it
+    /// lasts (a wrong password), else a value that did not open.
     pub problem: Option<String>,
+    /// A refusal by etcd, until a request goes through again.
+    refusal: Option<String>,
 }
 
 struct Shared {
@@ -133,6 +136,11 @@ impl Shared {
 
     fn reachable(&self, yes: bool, why: Option<String>) {
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if yes && status.refusal.take().is_some() {
+            drop(status);
+            self.changed();
+            status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        }
         match (yes, status.unreachable_since) {
             (true, Some(_)) => {
                 log::info!("{VOICE} the store answers again; catching up");
@@ -163,8 +171,8 @@ impl Shared {
     fn trouble(&self, e: &StoreError) {
         if let StoreError::Failed(why) = e {
             let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-            if status.problem.as_deref() != Some(why) {
-                status.problem = Some(why.clone());
+            if status.refusal.as_deref() != Some(why) {
+                status.refusal = Some(why.clone());
                 drop(status);
                 self.changed();
             }
@@ -257,6 +265,9 @@ impl StoreLink {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        if let Some(refusal) = status.refusal.clone() {
+            status.problem = Some(refusal);
+        }
         let holder = self.shared.holder.lock().unwrap_or_else(|e| e.into_inner());
         status.refresher_of = self
             .shared
