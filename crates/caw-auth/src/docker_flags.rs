@@ -166,33 +166,33 @@ pub fn sync_start_warning(e: &dyn std::fmt::Display) -> String {
 /// Refuses ([`Error::UnsafeMountPath`]) a path that cannot survive the form,
 /// and a path that is not UTF-8 (it could not be printed as it is).
 pub fn format_mounts(mounts: &[Mount], format: FlagFormat) -> Result<String> {
-    let mut parts = Vec::with_capacity(mounts.len());
+    let args = mount_args(mounts, format)?;
+    Ok(match format {
+        FlagFormat::V | FlagFormat::Mount => args.join(" "),
+        FlagFormat::Json => serde_json::to_string(&args).expect("strings serialise"),
+    })
+}
+
+/// Mounts as separate arguments (`-v`, `SRC:DST:ro`, … or `--mount`,
+/// `type=bind,…`; `json` gives the `-v` pairs), each path checked against
+/// `format`'s rule as in [`format_mounts`].
+pub fn mount_args(mounts: &[Mount], format: FlagFormat) -> Result<Vec<String>> {
+    let mut args = Vec::with_capacity(2 * mounts.len());
     for m in mounts {
         let src = mount_text(&m.src, format)?;
         let dst = mount_text(Path::new(&m.dst), format)?;
-        parts.push(match (format, m.read_only) {
-            (FlagFormat::V | FlagFormat::Json, true) => format!("{src}:{dst}:ro"),
-            (FlagFormat::V | FlagFormat::Json, false) => format!("{src}:{dst}:rw"),
-            (FlagFormat::Mount, true) => format!("type=bind,src={src},dst={dst},readonly"),
-            (FlagFormat::Mount, false) => format!("type=bind,src={src},dst={dst}"),
-        });
+        let (flag, value) = match (format, m.read_only) {
+            (FlagFormat::V | FlagFormat::Json, true) => ("-v", format!("{src}:{dst}:ro")),
+            (FlagFormat::V | FlagFormat::Json, false) => ("-v", format!("{src}:{dst}:rw")),
+            (FlagFormat::Mount, true) => {
+                ("--mount", format!("type=bind,src={src},dst={dst},readonly"))
+            }
+            (FlagFormat::Mount, false) => ("--mount", format!("type=bind,src={src},dst={dst}")),
+        };
+        args.push(flag.to_string());
+        args.push(value);
     }
-    Ok(match format {
-        FlagFormat::V => parts
-            .iter()
-            .map(|p| format!("-v {p}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        FlagFormat::Mount => parts
-            .iter()
-            .map(|p| format!("--mount {p}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        FlagFormat::Json => {
-            let args: Vec<&str> = parts.iter().flat_map(|p| ["-v", p.as_str()]).collect();
-            serde_json::to_string(&args).expect("strings serialise")
-        }
-    })
+    Ok(args)
 }
 
 /// The documented one-line `-v` form; makes sure the host sync runs (a

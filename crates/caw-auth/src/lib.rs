@@ -36,14 +36,15 @@ pub mod host_sync;
 pub mod live;
 pub mod manifest;
 pub mod paths;
+pub mod run;
 mod setup;
 mod status;
 mod teardown;
 pub mod trusted;
 
 pub use docker_flags::{
-    docker_mounts, ensure_host_sync, format_mounts, get_docker_flags, DockerMounts, FlagFormat,
-    Mount,
+    docker_mounts, ensure_host_sync, format_mounts, get_docker_flags, mount_args, DockerMounts,
+    FlagFormat, Mount,
 };
 pub use error::{Error, Result};
 pub use hint::{Hint, OptionName, Spelling, Step};
