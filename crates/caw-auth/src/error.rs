@@ -184,6 +184,39 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// An engine name that is neither `docker` nor `podman`.
+    #[error("unknown container engine `{name}` (known: docker, podman)")]
+    UnknownEngine {
+        /// The name as given.
+        name: String,
+    },
+
+    /// No engine was chosen and neither `docker` nor `podman` answers.
+    #[error("no container engine answers: neither `docker version` nor `podman version` succeeds")]
+    NoEngine,
+
+    /// An engine option that only the other engine has.
+    #[error("`{option}` is an option of `{owner}`, not of `{engine}`")]
+    ForeignEngineOption {
+        /// The option as given.
+        option: String,
+        /// The engine that has it.
+        owner: String,
+        /// The chosen engine.
+        engine: String,
+    },
+
+    /// An engine and mode in which caw cannot keep its guarantees.
+    #[error("caw cannot keep its guarantees with `{engine}` in {mode}")]
+    UnsupportedEngineMode {
+        /// The engine.
+        engine: String,
+        /// The mode, in words.
+        mode: String,
+        /// What to do instead.
+        what_to_do: String,
+    },
+
     /// The container engine's program cannot be run.
     #[error("cannot run `{engine}`: {reason}")]
     EngineUnavailable {
@@ -314,6 +347,15 @@ impl Error {
                  `pip install .` do), or point CAW_STATIC_BINARY at one \
                  (scripts/build-static.sh builds it)"
             ],
+            Error::UnknownEngine { .. } => hint!["pass `--engine docker` or `--engine podman`"],
+            Error::NoEngine => hint![
+                "install Docker or Podman, start its daemon (Docker), or pass `--engine` \
+                 (or set `CAW_ENGINE`)"
+            ],
+            Error::ForeignEngineOption { owner, .. } => {
+                hint![format!("pass `--engine {owner}` (or set `CAW_ENGINE={owner}`)")]
+            }
+            Error::UnsupportedEngineMode { what_to_do, .. } => hint![what_to_do.clone()],
             Error::EngineUnavailable { engine, .. } => hint![format!(
                 "install {engine}, or put the `{engine}` client on PATH"
             )],

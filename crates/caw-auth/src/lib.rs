@@ -27,6 +27,7 @@ pub mod auth_dir;
 pub mod bundle;
 pub mod credential;
 pub mod docker_flags;
+pub mod engine;
 mod error;
 pub mod expiry;
 pub mod fs;
@@ -35,8 +36,10 @@ pub mod hint;
 pub mod host_sync;
 pub mod live;
 pub mod manifest;
+pub mod ownership;
 pub mod paths;
 pub mod run;
+pub mod selinux;
 mod setup;
 mod status;
 mod teardown;
@@ -46,6 +49,7 @@ pub use docker_flags::{
     docker_mounts, ensure_host_sync, format_mounts, get_docker_flags, mount_args, DockerMounts,
     FlagFormat, Mount,
 };
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use hint::{Hint, OptionName, Spelling, Step};
 pub use manifest::{AuthMode, FileType, Manifest, ManifestFile, Mode, Strategy};

@@ -105,7 +105,8 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
         Some(
             caw_auth::Error::UnknownAgent { .. }
             | caw_auth::Error::InvalidOption { .. }
-            | caw_auth::Error::RunUsage { .. },
+            | caw_auth::Error::RunUsage { .. }
+            | caw_auth::Error::UnknownEngine { .. },
         ) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     }

@@ -4,7 +4,9 @@
 //! `--agents NAMES` (one value, comma-separated, repeatable; `-a` stays
 //! docker's `--attach`), `--user U` / `-u U` (the agent user; the engine's
 //! own user is always 0), `--entrypoint E` and `--hold-refresh-token`; each
-//! also as `--opt=value`. Every other option goes to the engine unchanged,
+//! also as `--opt=value`, and `--engine docker|podman` and
+//! `--selinux-label none|z`. Podman's own `run` options are known too
+//! ([`RunLine::check_engine`] refuses them for docker). Every other option goes to the engine unchanged,
 //! with its value when it takes one (`-e X`, `--name n`, `-v a:b`, `-p
 //! 80:80`, `-it`, `-eX=1`, `--env=X`). An option caw does not know to take a
 //! value must be written `--opt=value` (or is a flag). A `--` ends the
@@ -14,7 +16,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use crate::{Error, Result};
+use crate::{Engine, Error, Result};
 
 /// docker run options that take a value (long names, without `--`).
 const VALUE_OPTIONS: &[&str] = &[
@@ -127,6 +129,58 @@ const FLAG_OPTIONS: &[&str] = &[
     "tty",
     "use-api-socket",
 ];
+/// podman run options that take a value and docker's `run` does not have.
+const PODMAN_VALUE_OPTIONS: &[&str] = &[
+    "arch",
+    "authfile",
+    "cgroup-conf",
+    "cgroups",
+    "chrootdirs",
+    "conmon-pidfile",
+    "creds",
+    "decryption-key",
+    "env-merge",
+    "gidmap",
+    "group-entry",
+    "hostuser",
+    "image-volume",
+    "init-path",
+    "log-level",
+    "os",
+    "passwd-entry",
+    "personality",
+    "pidfile",
+    "pod",
+    "pod-id-file",
+    "preserve-fds",
+    "requires",
+    "retry",
+    "retry-delay",
+    "sdnotify",
+    "seccomp-policy",
+    "secret",
+    "subgidname",
+    "subuidname",
+    "systemd",
+    "timeout",
+    "uidmap",
+    "umask",
+    "unsetenv",
+    "variant",
+];
+/// podman run flags docker's `run` does not have.
+const PODMAN_FLAG_OPTIONS: &[&str] = &[
+    "env-host",
+    "http-proxy",
+    "no-hosts",
+    "passwd",
+    "read-only-tmpfs",
+    "replace",
+    "rmi",
+    "rootfs",
+    "tls-verify",
+    "unsetenv-all",
+];
 /// Short docker run options that take a value.
 const VALUE_SHORT: &str = "acehlmpvw";
 /// Short docker run flags.
@@ -145,12 +199,50 @@ pub struct RunLine {
     pub entrypoint: Option<String>,
     /// `--hold-refresh-token`: containers get no refresh token.
     pub hold_refresh_token: bool,
+    /// `--engine` (`docker`, `podman`).
+    pub engine: Option<String>,
+    /// `--selinux-label` (`none`, `z`).
+    pub selinux_label: Option<String>,
+    /// podman-only options given (long names), refused with docker.
+    pub podman_only: Vec<String>,
     /// The engine's `run` options, verbatim and in order.
     pub engine_args: Vec<OsString>,
     /// `IMAGE`.
     pub image: OsString,
     /// `CMD…`.
     pub command: Vec<OsString>,
+}
+
+impl RunLine {
+    /// Refuse an option `engine` does not have but the other engine does
+    /// (its value may have been taken for the image otherwise).
+    pub fn check_engine(&self, engine: Engine) -> Result<()> {
+        match (engine, self.podman_only.first()) {
+            (Engine::Docker, Some(option)) => Err(Error::ForeignEngineOption {
+                option: option.clone(),
+                owner: Engine::Podman.to_string(),
+                engine: engine.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The value of the engine option `--name` as given (last wins, as
+    /// with the engines), in either `--name V` or `--name=V` form.
+    pub fn engine_option(&self, name: &str) -> Option<String> {
+        let long = format!("--{name}");
+        let mut found = None;
+        let mut args = self.engine_args.iter();
+        while let Some(arg) = args.next() {
+            let Some(text) = arg.to_str() else { continue };
+            if text == long {
+                found = args.next().map(|v| v.to_string_lossy().into_owned());
+            } else if let Some(v) = text.strip_prefix(&long).and_then(|r| r.strip_prefix('=')) {
+                found = Some(v.to_string());
+            }
+        }
+        found
+    }
 }
 
 /// A mistake in the command line (exit 2).
@@ -233,11 +325,22 @@ fn take_long(line: &mut RunLine, at: &mut Cursor<'_>, long: &str) -> Result<(), 
         "user" => line.user = Some(utf8(&at.value(attached, "--user")?)?),
         "entrypoint" => line.entrypoint = Some(utf8(&at.value(attached, "--entrypoint")?)?),
         "hold-refresh-token" if attached.is_none() => line.hold_refresh_token = true,
-        _ if VALUE_OPTIONS.contains(&name) => {
+        "engine" => line.engine = Some(utf8(&at.value(attached, "--engine")?)?),
+        "selinux-label" => {
+            line.selinux_label = Some(utf8(&at.value(attached, "--selinux-label")?)?)
+        }
+        _ if VALUE_OPTIONS.contains(&name) || PODMAN_VALUE_OPTIONS.contains(&name) => {
+            if PODMAN_VALUE_OPTIONS.contains(&name) {
+                line.podman_only.push(format!("--{name}"));
+            }
             line.engine_args.push(at.current());
             if attached.is_none() {
                 line.engine_args.push(at.value(None, &format!("--{name}"))?);
             }
+        }
+        _ if PODMAN_FLAG_OPTIONS.contains(&name) => {
+            line.podman_only.push(format!("--{name}"));
+            line.engine_args.push(at.current());
         }
         _ if FLAG_OPTIONS.contains(&name) || attached.is_some() => {
             line.engine_args.push(at.current())
@@ -399,5 +502,32 @@ mod tests {
         assert_eq!(usage(&["-it"]), "no IMAGE given");
         assert_eq!(usage(&["--name"]), "`--name` needs a value");
         assert!(usage(&["-Z", "img"]).contains("`-Z`"));
+    }
+
+    #[test]
+    fn podman_options_take_their_values_and_are_refused_for_docker() {
+        let line = parse(&os(&[
+            "--engine",
+            "podman",
+            "--userns",
+            "keep-id",
+            "--uidmap",
+            "0:1:1",
+            "--pod=p",
+            "--replace",
+            "img",
+        ]))
+        .unwrap();
+        assert_eq!(line.engine.as_deref(), Some("podman"));
+        assert_eq!(line.image, "img");
+        assert_eq!(line.engine_option("userns").as_deref(), Some("keep-id"));
+        assert_eq!(line.engine_option("pod").as_deref(), Some("p"));
+        assert_eq!(line.engine_option("gidmap"), None);
+        assert!(line.check_engine(Engine::Podman).is_ok());
+        let err = line.check_engine(Engine::Docker).unwrap_err().to_string();
+        assert_eq!(err, "`--uidmap` is an option of `podman`, not of `docker`");
+        let line = parse(&os(&["--selinux-label=none", "--userns=host", "img"])).unwrap();
+        assert_eq!(line.selinux_label.as_deref(), Some("none"));
+        assert!(line.check_engine(Engine::Docker).is_ok());
     }
 }

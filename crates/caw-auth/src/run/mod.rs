@@ -1,4 +1,5 @@
-//! `caw run`: any image, unchanged, with the host's logins.
+//! `caw run`: any image, unchanged, with the host's logins, on Docker or
+//! Podman.
 //!
 //! [`prepare`] sets the auth dir up when it has no manifest, makes sure the
 //! host sync runs, and gives the engine's command line
@@ -30,7 +31,8 @@ pub use image::ImageConfig;
 use crate::bundle::{is_static_linux_executable, BUNDLED_BINARY};
 use crate::docker_flags::{docker_mounts, mount_args, DockerMounts, FlagFormat};
 use crate::manifest::{self, Manifest};
-use crate::{Error, Result};
+use crate::ownership::{self, Userns};
+use crate::{selinux, Engine, Error, Result};
 
 /// What [`prepare`] needs from the front end.
 pub struct RunOptions<'a> {
@@ -43,23 +45,35 @@ pub struct RunOptions<'a> {
 
 /// The engine program and its arguments for `line` (see the module docs).
 pub struct Prepared {
-    /// The engine's program (`docker`).
+    /// The engine's program (`docker`, `podman`).
     pub program: String,
     /// Its arguments, starting with `run`.
     pub args: Vec<OsString>,
 }
 
-/// Set up, start the sync, inspect the image when needed, and build the
-/// engine's command line for `line`.
+/// Choose the engine (see [`Engine::choose`]), refuse a mode that cannot
+/// keep caw's guarantees (see [`ownership::rules`]), set up, start the
+/// sync, inspect the image when needed, and build the engine's command line
+/// for `line`, with the SELinux label on the mounts where one is needed.
 pub fn prepare(line: &RunLine, options: &RunOptions<'_>) -> Result<Prepared> {
-    let program = "docker".to_string();
+    let engine = Engine::choose(line.engine.as_deref())?;
+    line.check_engine(engine)?;
+    let label = selinux::Label::choose(
+        line.selinux_label.as_deref(),
+        std::path::Path::new(selinux::ENFORCE_FILE),
+    )?;
+    // Refuse before anything is set up or started.
+    let rules = ownership::rules(engine, ownership::probe(engine)?, &Userns::of(line))?;
+    log::debug!("{engine}: ownership rules {rules:?}");
+    let program = engine.program().to_string();
     let auth_dir = ready_auth_dir(line, options.embedded_binary)?;
     let manifest = Manifest::load(&auth_dir)?;
     let mounts = docker_mounts(Some(&auth_dir))?;
     (options.ensure_sync)(&mounts);
     // The JSON form's rule: paths may hold white space (no shell splits
     // them here), not `:`.
-    let mount_args = mount_args(&mounts.mounts, FlagFormat::Json)?;
+    let mut mount_args = mount_args(&mounts.mounts, FlagFormat::Json)?;
+    label.apply(&mut mount_args);
     let needs_image = line.user.is_none() || (line.command.is_empty() && line.entrypoint.is_none());
     let image = if needs_image {
         image::inspect(&program, &line.image)?

@@ -54,15 +54,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 const HELP: &str = "\
 Run an image, unchanged, with the host's logins
 
-Usage: caw run [--auth-dir A] [--agents NAMES] [--user U] [--hold-refresh-token] [DOCKER RUN OPTIONS…] IMAGE [CMD…]
+Usage: caw run [--engine docker|podman] [--auth-dir A] [--agents NAMES] [--user U] [--hold-refresh-token] [DOCKER RUN OPTIONS…] IMAGE [CMD…]
 
 Sets up the auth dir when it has none, then runs
-  docker run OPTIONS… MOUNTS… --user 0 --entrypoint M/bin/caw IMAGE auth exec --user U -- COMMAND…
+  <engine> run OPTIONS… MOUNTS… --user 0 --entrypoint M/bin/caw IMAGE auth exec --user U -- COMMAND…
 so the container's init puts the logins into U's home, keeps them in sync
 with the host, and runs the command as U. caw prints nothing on stdout and
-exits with docker's status.
+exits with the engine's status.
 
-caw's options (before IMAGE, mixed with docker's):
+caw's options (before IMAGE, mixed with the engine's):
+  --engine E        docker or podman [default: $CAW_ENGINE, else the first that answers]
+  --selinux-label L none or z: the label on caw's mounts [default: z where SELinux enforces]
   --auth-dir A      the auth dir [default: $CAW_AUTH_DIR, else ~/.caw/auth]
   --agents NAMES    agents for a new auth dir: one comma-separated value, repeatable
   --user U, -u U    the agent user [default: the image's USER, when not root]
@@ -71,7 +73,7 @@ caw's options (before IMAGE, mixed with docker's):
                     containers get no refresh token; only the host sync refreshes
                     (for a new auth dir; an existing one must have been set up so)
 
-Every other option before IMAGE goes to docker run unchanged (with its value
+Every other option before IMAGE goes to the engine's run unchanged (with its value
 when it takes one); write options caw does not know as --opt=value. `--`
 ends the options. After IMAGE everything is the command. Without a command,
 the image's ENTRYPOINT and CMD run.
