@@ -14,6 +14,9 @@
 //! | Docker with `userns-remap` | a subordinate uid; the host user is not mapped | refused: the guard could not read the auth dir (0700) or keep the owner |
 //! | Podman `--userns=auto`, `nomap`, `--uidmap`/`--gidmap`/`--subuidname` | a uid caw cannot know | refused |
 //!
+//! Whoever writes in `live/` (guard or host sync) gives what it writes
+//! `live/`'s owner ([`live_owner`]).
+//!
 //! The host side is learned from the engine (`docker info`'s security
 //! options, `podman info`'s `rootless`); the container side from
 //! `/proc/self/uid_map` ([`UidMap`]).
@@ -160,6 +163,20 @@ fn host_mode(engine: Engine, info: &str) -> HostMode {
             }
         }
     }
+}
+
+/// The owner every file and directory written under `live` must get: the
+/// owner of `live/` itself (the host user), whoever writes (the guard as
+/// container root, the host sync as root or as the user). `None` when the
+/// writer is not root: it cannot give files away, and writes as itself,
+/// which is then `live/`'s owner.
+pub fn live_owner(live: &std::path::Path) -> std::io::Result<Option<(u32, u32)>> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let meta = fs_err::metadata(live)?;
+    Ok(Some((meta.uid(), meta.gid())))
 }
 
 /// `/proc/self/uid_map` (or `gid_map`): ranges `inside outside count`.
