@@ -255,6 +255,7 @@ crate::on_other_engines!(
     the_agent_cannot_change_the_auth_dir,
     nothing_of_caws_outside_live_is_writable_by_the_agent,
     host_files_keep_their_owner_and_mode,
+    caw_run_on_the_engine_prints_the_host_login,
 );
 
 fn the_container_sees_the_host_login(row: Row, test: &str) {
@@ -404,4 +405,98 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `caw run --engine podman` (and `CAW_ENGINE=podman`), run by the host
+/// user of the row (`caw-rootless` for the rootless ones): the agent user's
+/// home holds the host login, and caw's stdout is the command's.
+fn caw_run_on_the_engine_prints_the_host_login(row: Row, test: &str) {
+    let Some(session) = Session::on(row, Guard::Rust, test) else {
+        return;
+    };
+    let claude = CREDS[0];
+    let host = std::fs::read(session.host(claude.path)).unwrap();
+    for by_env in [false, true] {
+        let mut cmd = row.command_of(assert_cmd::cargo::cargo_bin("caw"));
+        // runuser keeps the environment it is given (HOME and the like
+        // aside, which `env` sets).
+        cmd.env("NO_COLOR", "1")
+            .env_remove("CAW_NO_SYNC")
+            .arg("run");
+        if by_env {
+            cmd.env("CAW_ENGINE", row.engine());
+        } else {
+            cmd.env_remove("CAW_ENGINE")
+                .args(["--engine", row.engine()]);
+        }
+        let mut args: Vec<String> =
+            vec!["--auth-dir".into(), session.env.auth.display().to_string()];
+        args.extend(
+            [
+                "--rm",
+                "--network",
+                "none",
+                "--label",
+                "caw-e2e=1",
+                "--user",
+                "playground",
+            ]
+            .map(String::from),
+        );
+        args.extend(
+            row.run_options()
+                .into_iter()
+                .filter(|o| o.starts_with("--userns")),
+        );
+        args.extend([
+            session.image.to_string(),
+            "cat".into(),
+            claude.in_container(),
+        ]);
+        cmd.args(&args);
+        let out = run_with_timeout(&mut cmd, None, Duration::from_secs(120)).unwrap();
+        assert!(
+            out.status.success(),
+            "{row}: caw run {args:?} (CAW_ENGINE: {by_env}): {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), text(&host), "{row}: stdout is the login");
+    }
+    session.teardown();
+}
+
+/// Modes that cannot keep caw's guarantees are refused before anything
+/// runs, naming the engine, the mode and what to do.
+#[test]
+fn podman_modes_caw_cannot_account_for_are_refused() {
+    let test = concat!(
+        module_path!(),
+        "::podman_modes_caw_cannot_account_for_are_refused"
+    );
+    let row = Row::PodmanRootless;
+    let Some(session) = Session::on(row, Guard::Rust, test) else {
+        return;
+    };
+    for option in [
+        &["--userns=auto"][..],
+        &["--userns", "nomap"],
+        &["--uidmap", "0:1:4242"],
+    ] {
+        let mut cmd = row.command_of(assert_cmd::cargo::cargo_bin("caw"));
+        cmd.env("NO_COLOR", "1")
+            .args(["run", "--engine", "podman", "--auth-dir"])
+            .arg(&session.env.auth)
+            .args(option)
+            .args([session.image, "true"]);
+        let out = run_with_timeout(&mut cmd, None, Duration::from_secs(60)).unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{option:?}: {err}");
+        assert!(
+            err.starts_with("error: caw cannot keep its guarantees with `podman`")
+                && err.contains(option[0].split('=').next().unwrap())
+                && err.contains("hint: "),
+            "{option:?}: {err}"
+        );
+    }
+    session.teardown();
 }
