@@ -7,8 +7,9 @@
 //! 3. rootless Podman with `--userns=keep-id` (the host user keeps its uid,
 //!    container root is a subordinate uid).
 //!
-//! Rootless Docker and Docker with `userns-remap` (rows 4 and 5) are not
-//! run yet; caw refuses `userns-remap` (see `caw_auth::ownership`).
+//! Row 5, Docker with `userns-remap`, is a daemon of the test's own
+//! ([`RemapDaemon`]): caw refuses it (see `caw_auth::ownership`) unless
+//! the run passes `--userns=host`. Row 4, rootless Docker, is not run yet.
 //!
 //! `scripts/engines.sh` installs Podman and creates `caw-rootless`; the
 //! engine configuration it writes (under `target/engines`) reaches Podman
@@ -499,4 +500,156 @@ fn podman_modes_caw_cannot_account_for_are_refused() {
         );
     }
     session.teardown();
+}
+
+/// Row 5: a Docker daemon with `userns-remap`, started by this test on its
+/// own socket, data root and exec root (the machine's daemon is untouched).
+/// caw refuses it before setting anything up, naming the engine, the mode
+/// and what to do; with `--userns=host` (no remapping for that container)
+/// the run works and the agent's home holds the host login.
+#[test]
+fn docker_userns_remap_is_refused_unless_the_run_opts_out() {
+    let test = concat!(
+        module_path!(),
+        "::docker_userns_remap_is_refused_unless_the_run_opts_out"
+    );
+    let Some(session) = Session::on(Row::Docker, Guard::Rust, test) else {
+        return;
+    };
+    let Some(daemon) = RemapDaemon::start(test) else {
+        return;
+    };
+    let caw_run = |args: &[&str]| {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("caw"));
+        cmd.env("DOCKER_HOST", daemon.host())
+            .env("NO_COLOR", "1")
+            .env_remove("CAW_ENGINE")
+            .env_remove("CAW_NO_SYNC")
+            .args(["run", "--engine", "docker", "--auth-dir"])
+            .arg(&session.env.auth)
+            .args(["--rm", "--network", "none", "--user", "playground"])
+            .args(args);
+        run_with_timeout(&mut cmd, None, Duration::from_secs(120)).unwrap()
+    };
+    let claude = CREDS[0];
+    let path = claude.in_container();
+    let out = caw_run(&[session.image, "cat", &path]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: caw cannot keep its guarantees with `docker` in userns-remap")
+            && err.contains("hint: pass `--userns=host`"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).is_empty());
+    // The image, into the remapping daemon.
+    let saved = crate::container::docker(
+        &["save".into(), session.image.into()],
+        None,
+        Duration::from_secs(120),
+    );
+    let mut load = Command::new("docker");
+    load.env("DOCKER_HOST", daemon.host()).arg("load");
+    let loaded =
+        run_with_timeout(&mut load, Some(&saved.stdout), Duration::from_secs(120)).unwrap();
+    assert!(loaded.status.success(), "{}", text(&loaded.stderr));
+    let out = caw_run(&["--userns=host", session.image, "cat", &path]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        text(&std::fs::read(session.host(claude.path)).unwrap())
+    );
+    drop(daemon);
+    session.teardown();
+}
+
+/// A `dockerd --userns-remap=default` of this test's own, stopped on drop.
+struct RemapDaemon {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl RemapDaemon {
+    /// Started and answering, or `None` (after saying why; a failure under
+    /// CI) when there is no `dockerd` or no root.
+    fn start(test: &str) -> Option<RemapDaemon> {
+        let skip = |why: &str| crate::skip::skip("caw e2e", test, why);
+        if !nix::unistd::geteuid().is_root() {
+            skip("starting a userns-remap dockerd needs root");
+            return None;
+        }
+        if Command::new("dockerd").arg("--version").output().is_err() {
+            skip("no `dockerd` on PATH (Debian's docker.io has it)");
+            return None;
+        }
+        // Short paths: dockerd's sockets live under the exec root.
+        let dir = tempfile::Builder::new()
+            .prefix("caw-remap-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("daemon.json"), "{}").unwrap();
+        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--userns-remap=default")
+            .arg("--host")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--ip-masq=false"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let daemon = RemapDaemon { dir, child };
+        let up = poll(Duration::from_secs(60), Duration::from_millis(200), || {
+            let mut info = Command::new("docker");
+            info.env("DOCKER_HOST", daemon.host()).args([
+                "info",
+                "--format",
+                "{{json .SecurityOptions}}",
+            ]);
+            run_with_timeout(&mut info, None, Duration::from_secs(10))
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| text(&o.stdout))
+        });
+        match up {
+            Some((options, _)) => {
+                assert!(options.contains("name=userns"), "not remapping: {options}")
+            }
+            None => panic!(
+                "the userns-remap dockerd did not answer within 60s:\n{}",
+                std::fs::read_to_string(daemon.dir.path().join("dockerd.log")).unwrap_or_default()
+            ),
+        }
+        Some(daemon)
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+}
+
+impl Drop for RemapDaemon {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let stopped = poll(Duration::from_secs(30), Duration::from_millis(100), || {
+            self.child.try_wait().ok().flatten()
+        });
+        if stopped.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Its data root holds root-owned layers: remove what can be.
+        let _ = std::fs::remove_dir_all(self.dir.path().join("data"));
+    }
 }
