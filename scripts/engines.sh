@@ -5,6 +5,8 @@
 # - the unprivileged user `caw-rootless` (uid 4242, gid 4343: the e2e
 #   suite's host user) with subordinate uid and gid ranges, and its own
 #   XDG_RUNTIME_DIR (/run/user/4242, 0700), for the rootless rows;
+# - rootless Docker for that user (dockerd-rootless.sh, started when it
+#   does not answer);
 # - the engine configuration the tests pass through CONTAINERS_CONF and
 #   CONTAINERS_STORAGE_CONF (written under target/engines, never /etc):
 #   on this machine kind root lacks CAP_SYS_RESOURCE, so podman's default
@@ -48,6 +50,30 @@ if [ "$(id -u)" = 0 ]; then
     install -d -m 0700 -o "$uid" -g "$gid" "/run/user/$uid"
 fi
 
+# Rootless Docker for caw-rootless, from docker.io's contrib files, unless
+# it answers already: rootlesskit with the host network (slirp4netns needs
+# /dev/net/tun, which is 0600 here; the tests run with --network none), vfs
+# storage, no bridge or iptables. It keeps running (like the Docker daemon);
+# stop it with `kill $(cat /run/user/4242/docker.pid)`.
+rootless_docker=unix:///run/user/$uid/docker.sock
+contrib=/usr/share/docker.io/contrib
+as_user() {
+    runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" HOME="/home/$user" \
+        PATH="$contrib:/usr/sbin:/usr/bin:/sbin:/bin" "$@"
+}
+if [ "$(id -u)" = 0 ] && [ -x "$contrib/dockerd-rootless.sh" ] &&
+    ! as_user env DOCKER_HOST="$rootless_docker" docker info >/dev/null 2>&1; then
+    echo "starting rootless Docker for $user (log: $out/dockerd-rootless.log)" >&2
+    as_user env DOCKERD_ROOTLESS_ROOTLESSKIT_NET=host \
+        DOCKERD_ROOTLESS_ROOTLESSKIT_PORT_DRIVER=none \
+        setsid dockerd-rootless.sh --bridge=none --iptables=false --ip6tables=false \
+        --storage-driver=vfs </dev/null >"$out/dockerd-rootless.log" 2>&1 &
+    for _ in $(seq 60); do
+        as_user env DOCKER_HOST="$rootless_docker" docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+fi
+
 nofile=$(ulimit -Hn)
 cat >"$out/rootful.conf" <<CONF
 [containers]
@@ -78,3 +104,4 @@ echo "CAW_ENGINES_ROOTFUL_CONF=$out/rootful.conf"
 echo "CAW_ENGINES_ROOTLESS_CONF=$out/rootless.conf"
 echo "CAW_ENGINES_ROOTLESS_STORAGE_CONF=$out/rootless-storage.conf"
 echo "CAW_ENGINES_ROOTLESS_USER=$user"
+echo "CAW_ENGINES_ROOTLESS_DOCKER_HOST=$rootless_docker"

@@ -9,7 +9,10 @@
 //!
 //! Row 5, Docker with `userns-remap`, is a daemon of the test's own
 //! ([`RemapDaemon`]): caw refuses it (see `caw_auth::ownership`) unless
-//! the run passes `--userns=host`. Row 4, rootless Docker, is not run yet.
+//! the run passes `--userns=host`. Row 4, rootless Docker, runs as
+//! `caw-rootless` on the daemon `scripts/engines.sh` starts
+//! (`dockerd-rootless.sh`, rootlesskit with the host network: slirp4netns
+//! needs `/dev/net/tun`; the containers run with `--network none` anyway).
 //!
 //! `scripts/engines.sh` installs Podman and creates `caw-rootless`; the
 //! engine configuration it writes (under `target/engines`) reaches Podman
@@ -49,6 +52,8 @@ pub enum Row {
     PodmanRootless,
     /// Rootless Podman, `--userns=keep-id`.
     PodmanKeepId,
+    /// Rootless Docker (rootlesskit, `dockerd-rootless.sh`), as `caw-rootless`.
+    DockerRootless,
 }
 
 impl std::fmt::Display for Row {
@@ -58,6 +63,7 @@ impl std::fmt::Display for Row {
             Row::PodmanRootful => "podman (rootful)",
             Row::PodmanRootless => "podman (rootless)",
             Row::PodmanKeepId => "podman (rootless, keep-id)",
+            Row::DockerRootless => "docker (rootless)",
         })
     }
 }
@@ -96,13 +102,16 @@ fn conf(key: &str) -> String {
 impl Row {
     /// Whether the engine runs as the unprivileged `caw-rootless`.
     pub fn rootless(self) -> bool {
-        matches!(self, Row::PodmanRootless | Row::PodmanKeepId)
+        matches!(
+            self,
+            Row::PodmanRootless | Row::PodmanKeepId | Row::DockerRootless
+        )
     }
 
     /// The engine's name, as `caw run --engine` takes it.
     pub fn engine(self) -> &'static str {
         match self {
-            Row::Docker => "docker",
+            Row::Docker | Row::DockerRootless => "docker",
             _ => "podman",
         }
     }
@@ -118,6 +127,11 @@ impl Row {
                     "CONTAINERS_STORAGE_CONF",
                     conf("CAW_ENGINES_ROOTLESS_STORAGE_CONF"),
                 ),
+                ("XDG_RUNTIME_DIR", format!("/run/user/{ROOTLESS_UID}")),
+                ("HOME", format!("/home/{ROOTLESS_USER}")),
+            ],
+            Row::DockerRootless => vec![
+                ("DOCKER_HOST", conf("CAW_ENGINES_ROOTLESS_DOCKER_HOST")),
                 ("XDG_RUNTIME_DIR", format!("/run/user/{ROOTLESS_UID}")),
                 ("HOME", format!("/home/{ROOTLESS_USER}")),
             ],
@@ -172,7 +186,8 @@ impl Row {
         }
         static READY: Mutex<BTreeMap<Row, crate::skip::Found<String>>> =
             Mutex::new(BTreeMap::new());
-        static SAID: [AtomicBool; 4] = [
+        static SAID: [AtomicBool; 5] = [
+            AtomicBool::new(false),
             AtomicBool::new(false),
             AtomicBool::new(false),
             AtomicBool::new(false),
@@ -204,18 +219,20 @@ impl Row {
             Ok(out) if out.status.success() => {}
             Ok(out) => {
                 return Found::Missing(format!(
-                    "`podman version` fails for {self}: {} (run `scripts/engines.sh`)",
+                    "`{} version` fails for {self}: {} (run `scripts/engines.sh` as root)",
+                    self.engine(),
                     text(&out.stderr).trim()
                 ))
             }
             Err(e) => {
                 return Found::Missing(format!(
-                    "cannot run podman for {self}: {e} (run `scripts/engines.sh`)"
+                    "cannot run {} for {self}: {e} (run `scripts/engines.sh` as root)",
+                    self.engine()
                 ))
             }
         }
         let exists = self.run(
-            &["image".into(), "exists".into(), docker_tag.into()],
+            &["image".into(), "inspect".into(), docker_tag.into()],
             None,
             Duration::from_secs(60),
         );
@@ -237,7 +254,7 @@ impl Row {
             Duration::from_secs(300),
         );
         if !loaded.status.success() {
-            return Found::Broken(format!("{self}: podman load: {}", text(&loaded.stderr)));
+            return Found::Broken(format!("{self}: load: {}", text(&loaded.stderr)));
         }
         Found::Ready(docker_tag.to_string())
     }
@@ -270,7 +287,9 @@ fn the_container_sees_the_host_login(row: Row, test: &str) {
     match row {
         Row::Docker | Row::PodmanRootful => assert!(map.is_identity(), "{row}: {map:?}"),
         // Relative to caw-rootless's namespace, where 0 is the host user.
-        Row::PodmanRootless => assert_eq!(map.outside(0), Some(HOST_UID), "{row}: {map:?}"),
+        Row::PodmanRootless | Row::DockerRootless => {
+            assert_eq!(map.outside(0), Some(HOST_UID), "{row}: {map:?}")
+        }
         Row::PodmanKeepId => {
             assert_eq!(map.outside(HOST_UID), Some(0), "{row}: {map:?}");
             assert_ne!(map.outside(0), Some(0), "{row}: {map:?}");

@@ -45,14 +45,15 @@ macro_rules! for_both_guards {
 pub(crate) use for_both_guards;
 
 /// One test per engine row other than rootful Docker (see `engines.rs`),
-/// `podman_rootful::name`, `podman_rootless::name` and
-/// `podman_keep_id::name`, for each scenario `fn name(row: Row, test: &str)`
+/// `podman_rootful::name`, `podman_rootless::name`, `podman_keep_id::name`
+/// and `docker_rootless::name`, for each scenario `fn name(row: Row, test: &str)`
 /// of the calling module.
 macro_rules! on_other_engines {
     ($($name:ident),* $(,)?) => {
         crate::on_engines!(podman_rootful, PodmanRootful, $($name),*);
         crate::on_engines!(podman_rootless, PodmanRootless, $($name),*);
         crate::on_engines!(podman_keep_id, PodmanKeepId, $($name),*);
+        crate::on_engines!(docker_rootless, DockerRootless, $($name),*);
     };
 }
 pub(crate) use on_other_engines;
