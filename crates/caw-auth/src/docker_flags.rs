@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::auth_dir::{self, LIVE_DIR};
 use crate::host_sync::{self, Started};
 use crate::manifest::{AuthMode, Manifest};
+use crate::selinux::Label;
 use crate::{trusted, Error, Result};
 
 /// One bind mount: a host path and where it appears in the container.
@@ -166,7 +167,14 @@ pub fn sync_start_warning(e: &dyn std::fmt::Display) -> String {
 /// Refuses ([`Error::UnsafeMountPath`]) a path that cannot survive the form,
 /// and a path that is not UTF-8 (it could not be printed as it is).
 pub fn format_mounts(mounts: &[Mount], format: FlagFormat) -> Result<String> {
-    let args = mount_args(mounts, format)?;
+    format_labeled_mounts(mounts, format, Label::None)
+}
+
+/// [`format_mounts`] with the SELinux `label` on each `-v` mount (the `v`
+/// and `json` forms; Docker's `--mount` has no label option).
+pub fn format_labeled_mounts(mounts: &[Mount], format: FlagFormat, label: Label) -> Result<String> {
+    let mut args = mount_args(mounts, format)?;
+    label.apply(&mut args);
     Ok(match format {
         FlagFormat::V | FlagFormat::Mount => args.join(" "),
         FlagFormat::Json => serde_json::to_string(&args).expect("strings serialise"),
@@ -293,6 +301,23 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "path `/a b` cannot be used in a docker mount flag (v): it contains white space"
+        );
+    }
+
+    #[test]
+    fn the_selinux_label_goes_on_the_v_and_json_forms() {
+        let m = mounts("/h/a");
+        assert_eq!(
+            format_labeled_mounts(&m, FlagFormat::V, Label::Shared).unwrap(),
+            "-v /h/a:/tmp/caw_auth:ro,z -v /h/a/live:/tmp/caw_auth/live:rw,z"
+        );
+        assert_eq!(
+            format_labeled_mounts(&m, FlagFormat::Json, Label::Shared).unwrap(),
+            r#"["-v","/h/a:/tmp/caw_auth:ro,z","-v","/h/a/live:/tmp/caw_auth/live:rw,z"]"#
+        );
+        assert_eq!(
+            format_labeled_mounts(&m, FlagFormat::Mount, Label::Shared).unwrap(),
+            format_mounts(&m, FlagFormat::Mount).unwrap()
         );
     }
 

@@ -46,8 +46,8 @@ mod teardown;
 pub mod trusted;
 
 pub use docker_flags::{
-    docker_mounts, ensure_host_sync, format_mounts, get_docker_flags, mount_args, DockerMounts,
-    FlagFormat, Mount,
+    docker_mounts, ensure_host_sync, format_labeled_mounts, format_mounts, get_docker_flags,
+    mount_args, DockerMounts, FlagFormat, Mount,
 };
 pub use engine::Engine;
 pub use error::{Error, Result};
