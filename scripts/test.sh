@@ -16,6 +16,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "prerequisites"
 scripts/busybox.sh >/dev/null
 scripts/etcd.sh
+# Podman, uidmap, slirp4netns, fuse-overlayfs, rootlesskit and the rootless
+# test user, for the engine rows of the Docker end-to-end suite.
+scripts/engines.sh
 
 if [ -n "${CAW_NO_BUNDLE:-}" ]; then
     echo "error: unset CAW_NO_BUNDLE: the tests check the static caw every build embeds" >&2

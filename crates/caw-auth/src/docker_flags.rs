@@ -11,6 +11,7 @@ use crate::auth_dir::{self, LIVE_DIR};
 pub use crate::flag_format::FlagFormat;
 use crate::host_sync::{self, SyncCommand};
 use crate::manifest::{AuthMode, Manifest};
+use crate::selinux::Label;
 use crate::{trusted, Error, Result};
 
 /// One bind mount: a host path and where it appears in the container.
@@ -91,33 +92,40 @@ pub fn docker_mounts(auth_dir: Option<&Path>) -> Result<DockerMounts> {
 /// Refuses ([`Error::UnsafeMountPath`]) a path that cannot survive the form,
 /// and a path that is not UTF-8 (it could not be printed as it is).
 pub fn format_mounts(mounts: &[Mount], format: FlagFormat) -> Result<String> {
-    let mut parts = Vec::with_capacity(mounts.len());
+    format_labeled_mounts(mounts, format, Label::None)
+}
+
+/// [`format_mounts`] with the SELinux `label` on each `-v` mount (the `v`
+/// and `json` forms; Docker's `--mount` has no label option).
+pub fn format_labeled_mounts(mounts: &[Mount], format: FlagFormat, label: Label) -> Result<String> {
+    let mut args = mount_args(mounts, format)?;
+    label.apply(&mut args);
+    Ok(match format {
+        FlagFormat::V | FlagFormat::Mount => args.join(" "),
+        FlagFormat::Json => serde_json::to_string(&args).expect("strings serialise"),
+    })
+}
+
+/// Mounts as separate arguments (`-v`, `SRC:DST:ro`, … or `--mount`,
+/// `type=bind,…`; `json` gives the `-v` pairs), each path checked against
+/// `format`'s rule as in [`format_mounts`].
+pub fn mount_args(mounts: &[Mount], format: FlagFormat) -> Result<Vec<String>> {
+    let mut args = Vec::with_capacity(2 * mounts.len());
     for m in mounts {
         let src = mount_text(&m.src, format)?;
         let dst = mount_text(Path::new(&m.dst), format)?;
-        parts.push(match (format, m.read_only) {
-            (FlagFormat::V | FlagFormat::Json, true) => format!("{src}:{dst}:ro"),
-            (FlagFormat::V | FlagFormat::Json, false) => format!("{src}:{dst}:rw"),
-            (FlagFormat::Mount, true) => format!("type=bind,src={src},dst={dst},readonly"),
-            (FlagFormat::Mount, false) => format!("type=bind,src={src},dst={dst}"),
-        });
+        let (flag, value) = match (format, m.read_only) {
+            (FlagFormat::V | FlagFormat::Json, true) => ("-v", format!("{src}:{dst}:ro")),
+            (FlagFormat::V | FlagFormat::Json, false) => ("-v", format!("{src}:{dst}:rw")),
+            (FlagFormat::Mount, true) => {
+                ("--mount", format!("type=bind,src={src},dst={dst},readonly"))
+            }
+            (FlagFormat::Mount, false) => ("--mount", format!("type=bind,src={src},dst={dst}")),
+        };
+        args.push(flag.to_string());
+        args.push(value);
     }
-    Ok(match format {
-        FlagFormat::V => parts
-            .iter()
-            .map(|p| format!("-v {p}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        FlagFormat::Mount => parts
-            .iter()
-            .map(|p| format!("--mount {p}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        FlagFormat::Json => {
-            let args: Vec<&str> = parts.iter().flat_map(|p| ["-v", p.as_str()]).collect();
-            serde_json::to_string(&args).expect("strings serialise")
-        }
-    })
+    Ok(args)
 }
 
 /// The documented one-line `-v` form. **Starts a process**: makes sure the
@@ -209,6 +217,23 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "path `/a b` cannot be used in a docker mount flag (v): it contains white space"
+        );
+    }
+
+    #[test]
+    fn the_selinux_label_goes_on_the_v_and_json_forms() {
+        let m = mounts("/h/a");
+        assert_eq!(
+            format_labeled_mounts(&m, FlagFormat::V, Label::Shared).unwrap(),
+            "-v /h/a:/tmp/caw_auth:ro,z -v /h/a/live:/tmp/caw_auth/live:rw,z"
+        );
+        assert_eq!(
+            format_labeled_mounts(&m, FlagFormat::Json, Label::Shared).unwrap(),
+            r#"["-v","/h/a:/tmp/caw_auth:ro,z","-v","/h/a/live:/tmp/caw_auth/live:rw,z"]"#
+        );
+        assert_eq!(
+            format_labeled_mounts(&m, FlagFormat::Mount, Label::Shared).unwrap(),
+            format_mounts(&m, FlagFormat::Mount).unwrap()
         );
     }
 

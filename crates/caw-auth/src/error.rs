@@ -158,6 +158,93 @@ pub enum Error {
         reason: String,
     },
 
+    /// A `caw run` command line that cannot be split (exit 2).
+    #[error("{reason}")]
+    RunUsage {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `caw run` found no agent user: none given and the image's `USER` is
+    /// root or empty.
+    #[error("{reason}: caw run needs the agent user of `{image}`")]
+    NoAgentUser {
+        /// The image.
+        image: String,
+        /// What the image says.
+        reason: String,
+    },
+
+    /// `caw run` has nothing to run: no command given and none in the image.
+    #[error("`{image}` has no ENTRYPOINT or CMD, and no command was given")]
+    NoCommand {
+        /// The image.
+        image: String,
+    },
+
+    /// The auth dir has no static Linux `bin/caw` for the container's entrypoint.
+    #[error(
+        "`{}` is missing or not a static Linux build; caw run needs it as the container's entrypoint",
+        path.display()
+    )]
+    MissingBundledBinary {
+        /// Where it should be.
+        path: PathBuf,
+    },
+
+    /// An engine name that is neither `docker` nor `podman`.
+    #[error("unknown container engine `{name}` (known: docker, podman)")]
+    UnknownEngine {
+        /// The name as given.
+        name: String,
+    },
+
+    /// No engine was chosen and neither `docker` nor `podman` answers.
+    #[error("no container engine answers: neither `docker version` nor `podman version` succeeds")]
+    NoEngine,
+
+    /// An engine option that only the other engine has.
+    #[error("`{option}` is an option of `{owner}`, not of `{engine}`")]
+    ForeignEngineOption {
+        /// The option as given.
+        option: String,
+        /// The engine that has it.
+        owner: String,
+        /// The chosen engine.
+        engine: String,
+    },
+
+    /// An engine and mode in which caw cannot keep its guarantees.
+    #[error("caw cannot keep its guarantees with `{engine}` in {mode}")]
+    UnsupportedEngineMode {
+        /// The engine.
+        engine: String,
+        /// The mode, in words.
+        mode: String,
+        /// What to do instead.
+        what_to_do: String,
+    },
+
+    /// The container engine's program cannot be run.
+    #[error("cannot run `{engine}`: {reason}")]
+    EngineUnavailable {
+        /// The program (`docker`, `podman`).
+        engine: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The engine cannot tell what an image runs.
+    #[error("cannot inspect image `{image}` with `{engine}`: {reason}")]
+    ImageInspect {
+        /// The program asked.
+        engine: String,
+        /// The image.
+        image: String,
+        /// The engine's answer.
+        reason: String,
+    },
+
     /// An option value that is out of range (e.g. a relative container home).
     #[error("invalid {option} `{value}`: {reason}")]
     InvalidOption {
@@ -253,6 +340,36 @@ impl Error {
             Error::MissingLiveDir { .. } => hint![Step::Setup, " again to write it"],
             Error::UnsafeMountPath { format, path, .. } => unsafe_mount_hint(*format, path),
             Error::UnknownAgent { .. } => hint!["use `all` or one of the known agents"],
+            Error::RunUsage { .. } => hint![
+                "caw run [--auth-dir A] [--agents NAMES] [--user U] [DOCKER RUN OPTIONS…] IMAGE [CMD…]"
+            ],
+            Error::NoAgentUser { .. } => {
+                hint!["pass `--user NAME` (a user in the image's /etc/passwd)"]
+            }
+            Error::NoCommand { .. } => {
+                hint!["give the command after the image: caw run … IMAGE CMD [ARGS…]"]
+            }
+            Error::MissingBundledBinary { .. } => hint![
+                Step::Setup,
+                " again with a caw that bundles it (`cargo install --path crates/caw-cli` or \
+                 `pip install .` do), or point CAW_STATIC_BINARY at one \
+                 (scripts/build-static.sh builds it)"
+            ],
+            Error::UnknownEngine { .. } => hint!["pass `--engine docker` or `--engine podman`"],
+            Error::NoEngine => hint![
+                "install Docker or Podman, start its daemon (Docker), or pass `--engine` \
+                 (or set `CAW_ENGINE`)"
+            ],
+            Error::ForeignEngineOption { owner, .. } => {
+                hint![format!("pass `--engine {owner}` (or set `CAW_ENGINE={owner}`)")]
+            }
+            Error::UnsupportedEngineMode { what_to_do, .. } => hint![what_to_do.clone()],
+            Error::EngineUnavailable { engine, .. } => hint![format!(
+                "install {engine}, or put the `{engine}` client on PATH"
+            )],
+            Error::ImageInspect { engine, .. } => hint![format!(
+                "check the image name (`{engine} images`), or pass both `--user` and a command"
+            )],
             Error::NotLiveMode { .. } => hint![
                 "containers of a bind-mode auth dir mount the host files themselves and need \
                  no sync; ",

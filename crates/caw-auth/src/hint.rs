@@ -34,6 +34,8 @@ pub enum OptionName {
     Home,
     /// Keep refresh tokens out of containers.
     HoldRefreshToken,
+    /// The SELinux label on caw's mounts (`none`, `z`).
+    SelinuxLabel,
 }
 
 impl OptionName {
@@ -51,6 +53,7 @@ impl OptionName {
             OptionName::Format => "format",
             OptionName::Home => "HOME",
             OptionName::HoldRefreshToken => "hold refresh token",
+            OptionName::SelinuxLabel => "SELinux label",
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod auth_dir;
 pub mod bundle;
 pub mod credential;
 pub mod docker_flags;
+pub mod engine;
 mod error;
 pub mod expiry;
 mod flag_format;
@@ -47,15 +48,20 @@ pub mod host_sync;
 pub mod identity;
 pub mod live;
 pub mod manifest;
+pub mod ownership;
 pub mod paths;
+pub mod run;
+pub mod selinux;
 mod setup;
 mod status;
 mod teardown;
 pub mod trusted;
 
 pub use docker_flags::{
-    docker_mounts, format_mounts, get_docker_flags, DockerMounts, FlagFormat, Mount,
+    docker_mounts, format_labeled_mounts, format_mounts, get_docker_flags, mount_args,
+    DockerMounts, FlagFormat, Mount,
 };
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use hint::{Hint, OptionName, Spelling, Step};
 pub use manifest::{AuthMode, FileType, Manifest, ManifestFile, Mode, Strategy};

@@ -106,9 +106,12 @@ fn main() -> ExitCode {
 /// option value), 1 for everything else.
 fn exit_code(err: &anyhow::Error) -> ExitCode {
     match err.downcast_ref::<caw_auth::Error>() {
-        Some(caw_auth::Error::UnknownAgent { .. } | caw_auth::Error::InvalidOption { .. }) => {
-            ExitCode::from(2)
-        }
+        Some(
+            caw_auth::Error::UnknownAgent { .. }
+            | caw_auth::Error::InvalidOption { .. }
+            | caw_auth::Error::RunUsage { .. }
+            | caw_auth::Error::UnknownEngine { .. },
+        ) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     }
 }

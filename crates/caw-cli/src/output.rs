@@ -49,6 +49,7 @@ impl Spelling for Cli {
                 OptionName::Format => "--format",
                 OptionName::Home => "HOME",
                 OptionName::HoldRefreshToken => "--hold-refresh-token",
+                OptionName::SelinuxLabel => "--selinux-label",
                 _ => return None,
             }
             .to_string(),

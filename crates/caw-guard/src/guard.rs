@@ -12,7 +12,6 @@
 
 use std::io;
 use std::os::fd::{AsFd as _, OwnedFd};
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use caw_auth::agents;
@@ -57,10 +56,7 @@ pub(crate) fn pairs(
 ) -> io::Result<Vec<Pair>> {
     let live = mount_point.join(LIVE_DIR);
     let live_owner = match manifest.mode {
-        AuthMode::Live => {
-            let meta = fs_err::metadata(&live)?;
-            Some((meta.uid(), meta.gid()))
-        }
+        AuthMode::Live => caw_auth::ownership::live_owner(&live)?,
         AuthMode::Bind => None,
     };
     let mut pairs = Vec::new();

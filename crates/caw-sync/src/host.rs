@@ -112,12 +112,19 @@ pub fn host_pairs(
     admission: Option<&Arc<dyn Admission>>,
 ) -> Result<Vec<Pair>, Error> {
     let live = auth_dir.join(LIVE_DIR);
+    // Run as root, the sync must not leave root-owned files in live/: a
+    // rootless container's root (the host user) could not read them.
+    let live_owner = match caw_auth::ownership::live_owner(&live) {
+        Ok(owner) => owner,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::Io(e)),
+    };
     Ok(trusted::credentials(manifest, auth_dir)?
         .into_iter()
         .map(|c| {
             // Not flushed before the rename: its bytes are the host file's,
             // which a crash cannot lose with it (the next start reconciles).
-            let copy = DirFile::new(&live, c.src, None, 0o600);
+            let copy = DirFile::new(&live, c.src, live_owner, 0o600);
             let pair = Pair::new(
                 c.agent,
                 End::Host(HostFile::new(c.host)),

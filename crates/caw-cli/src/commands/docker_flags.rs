@@ -31,6 +31,10 @@ pub struct Args {
     /// Do not start the host sync, a background process (also `CAW_NO_SYNC=1`)
     #[arg(long)]
     no_sync: bool,
+    /// SELinux label on the mounts: `none` or `z` [default: `z` where
+    /// SELinux enforces]
+    #[arg(long, value_name = "LABEL")]
+    selinux_label: Option<String>,
     /// Refuse unless the auth dir keeps refresh tokens on the host
     /// (`caw auth setup --hold-refresh-token`)
     #[arg(long)]
@@ -50,7 +54,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => FlagFormat::Json,
         Format::Mount => FlagFormat::Mount,
     };
-    let line = caw_auth::format_mounts(&mounts.mounts, format)?;
+    let label = caw_auth::selinux::Label::choose(
+        args.selinux_label.as_deref(),
+        std::path::Path::new(caw_auth::selinux::ENFORCE_FILE),
+    )?;
+    if label != caw_auth::selinux::Label::None && format == FlagFormat::Mount {
+        log::warn!(
+            "the `mount` form carries no SELinux label; add `--security-opt label=disable` \
+             or use `--format v`"
+        );
+    }
+    let line = caw_auth::format_labeled_mounts(&mounts.mounts, format, label)?;
     // A store without its key is an error here, not in a background log.
     args.store.config()?;
     if !args.no_sync {

@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::engines::Row;
 use crate::image::USER;
 
 /// Run `cmd` to completion, feeding it `stdin`; kill it after `timeout`.
@@ -63,10 +64,7 @@ pub fn run_with_timeout(
 
 /// `docker <args>`; panics when docker cannot be run or hangs.
 pub fn docker(args: &[String], stdin: Option<&[u8]>, timeout: Duration) -> Output {
-    let mut cmd = Command::new("docker");
-    cmd.args(args);
-    run_with_timeout(&mut cmd, stdin, timeout)
-        .unwrap_or_else(|e| panic!("docker {}: {e}", args.join(" ")))
+    Row::Docker.run(args, stdin, timeout)
 }
 
 /// Call `check` every `interval` until it returns `Some` or `timeout` has
@@ -96,16 +94,24 @@ pub fn text(bytes: &[u8]) -> String {
 /// after printing its logs if the test is failing.
 pub struct Container {
     pub name: String,
+    /// The engine (and mode) it runs on.
+    pub row: Row,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 impl Container {
-    fn named(label: &str) -> Container {
+    fn named(label: &str, row: Row) -> Container {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         Container {
             name: format!("caw-e2e-{}-{n}-{label}", std::process::id()),
+            row,
         }
+    }
+
+    /// `<engine> <args>` on this container's engine.
+    fn engine(&self, args: &[String], stdin: Option<&[u8]>, timeout: Duration) -> Output {
+        self.row.run(args, stdin, timeout)
     }
 
     fn run_args(&self, detach: bool) -> Vec<String> {
@@ -121,21 +127,22 @@ impl Container {
             "--network".into(),
             "none".into(),
         ]);
+        args.extend(self.row.run_options());
         args
     }
 
-    /// Start `image` detached with `flags` (the output of `caw auth
-    /// docker-flags`), and wait for its entrypoint to report that
+    /// Start `image` detached on `row`'s engine with `flags` (the output of
+    /// `caw auth docker-flags`), and wait for its entrypoint to report that
     /// `setup-container.sh` exited 0.
-    pub fn serve(label: &str, image: &str, flags: &[String]) -> Container {
-        let container = Container::named(label);
+    pub fn serve_on(row: Row, label: &str, image: &str, flags: &[String]) -> Container {
+        let container = Container::named(label, row);
         let mut args = container.run_args(true);
         args.extend(flags.iter().cloned());
         args.extend([image.to_string(), "serve".into()]);
-        let out = docker(&args, None, Duration::from_secs(60));
+        let out = container.engine(&args, None, Duration::from_secs(60));
         assert!(
             out.status.success(),
-            "docker {} failed: {}",
+            "{row} {} failed: {}",
             args.join(" "),
             text(&out.stderr)
         );
@@ -165,7 +172,7 @@ impl Container {
     /// Run `image` in the foreground with `flags` and the entrypoint's `once`
     /// mode; the container's output and exit status.
     pub fn once(label: &str, image: &str, flags: &[String]) -> Output {
-        let container = Container::named(label);
+        let container = Container::named(label, Row::Docker);
         let mut args = container.run_args(false);
         args.extend(flags.iter().cloned());
         args.extend([image.to_string(), "once".into()]);
@@ -174,7 +181,7 @@ impl Container {
 
     /// Everything the container printed so far (stdout and stderr).
     pub fn logs(&self) -> String {
-        let out = docker(
+        let out = self.engine(
             &["logs".into(), self.name.clone()],
             None,
             Duration::from_secs(30),
@@ -200,7 +207,7 @@ impl Container {
             "sh".into(),
         ]);
         cmd.extend(args.iter().map(|a| a.to_string()));
-        docker(&cmd, stdin, Duration::from_secs(30))
+        self.engine(&cmd, stdin, Duration::from_secs(30))
     }
 
     /// Like [`Container::sh`], but the command must succeed; its stdout.
@@ -226,7 +233,7 @@ impl Container {
 
     /// The container's init process, as the host sees it.
     pub fn pid(&self) -> u32 {
-        let out = docker(
+        let out = self.engine(
             &[
                 "inspect".into(),
                 "--format".into(),
@@ -260,7 +267,7 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let out = Command::new("docker").args(["logs", &self.name]).output();
+            let out = self.row.command().args(["logs", &self.name]).output();
             if let Ok(out) = out {
                 eprintln!(
                     "--- logs of `{}` ---\n{}{}--- end of logs ---",
@@ -270,7 +277,9 @@ impl Drop for Container {
                 );
             }
         }
-        let _ = Command::new("docker")
+        let _ = self
+            .row
+            .command()
             .args(["rm", "--force", &self.name])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

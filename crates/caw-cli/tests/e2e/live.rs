@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::container::{poll, text, Container};
+use crate::engines::Row;
 use crate::prereqs::say;
 use crate::session::{Cred, Guard, HostUser, Session, CREDS};
 
@@ -62,7 +63,12 @@ fn summary(mut took: Vec<Duration>) -> String {
 /// Claude Code and Qwen Code rewrite their credential on the host by temp
 /// file + rename: every running container must see each refresh.
 fn host_renames_reach_every_container(guard: Guard, test: &str) {
-    let Some(session) = Session::new(guard, test) else {
+    host_renames_reach_every_container_on(Row::Docker, guard, test)
+}
+
+/// [`host_renames_reach_every_container`] on `row`'s engine.
+pub(crate) fn host_renames_reach_every_container_on(row: Row, guard: Guard, test: &str) {
+    let Some(session) = Session::on(row, guard, test) else {
         return;
     };
     let containers = [session.serve("rename-a"), session.serve("rename-b")];
@@ -94,7 +100,17 @@ fn host_renames_reach_every_container(guard: Guard, test: &str) {
 }
 
 fn a_container_refresh_reaches_the_host_and_the_other_container(guard: Guard, test: &str) {
-    let Some(session) = Session::new(guard, test) else {
+    a_container_refresh_reaches_the_host_and_the_other_container_on(Row::Docker, guard, test)
+}
+
+/// [`a_container_refresh_reaches_the_host_and_the_other_container`] on
+/// `row`'s engine: in place (codex, gemini) and by rename (claude, qwen).
+pub(crate) fn a_container_refresh_reaches_the_host_and_the_other_container_on(
+    row: Row,
+    guard: Guard,
+    test: &str,
+) {
+    let Some(session) = Session::on(row, guard, test) else {
         return;
     };
     let (a, b) = (session.serve("share-a"), session.serve("share-b"));

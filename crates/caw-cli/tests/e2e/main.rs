@@ -9,6 +9,10 @@
 //! where that is a failure. The bundled-guard tests use the static caw at
 //! `$CAW_E2E_STATIC_BIN`, else build one with `scripts/build-static.sh`.
 //! Run with `cargo test -p caw-cli --test e2e` (or `scripts/e2e-test.sh`).
+//!
+//! The core cases also run on Podman, rootful, rootless and rootless with
+//! keep-id (`engines.rs`, `cargo test -p caw-cli --test e2e engines::`);
+//! `scripts/engines.sh` prepares the machine for them.
 
 /// One test per guard, `rust_guard::name` and `shell_guard::name`, for each
 /// scenario `fn name(guard: Guard, test: &str)` of the calling module.
@@ -40,7 +44,40 @@ macro_rules! for_both_guards {
 }
 pub(crate) use for_both_guards;
 
+/// One test per engine row other than rootful Docker (see `engines.rs`),
+/// `podman_rootful::name`, `podman_rootless::name`, `podman_keep_id::name`
+/// and `docker_rootless::name`, for each scenario `fn name(row: Row, test: &str)`
+/// of the calling module.
+macro_rules! on_other_engines {
+    ($($name:ident),* $(,)?) => {
+        crate::on_engines!(podman_rootful, PodmanRootful, $($name),*);
+        crate::on_engines!(podman_rootless, PodmanRootless, $($name),*);
+        crate::on_engines!(podman_keep_id, PodmanKeepId, $($name),*);
+        crate::on_engines!(docker_rootless, DockerRootless, $($name),*);
+    };
+}
+pub(crate) use on_other_engines;
+
+/// A module `$module` with one test per scenario on `Row::$row`.
+macro_rules! on_engines {
+    ($module:ident, $row:ident, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(
+                        crate::engines::Row::$row,
+                        concat!(module_path!(), "::", stringify!($name)),
+                    );
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_engines;
+
 mod container;
+mod engines;
 mod failures;
 mod held;
 mod image;

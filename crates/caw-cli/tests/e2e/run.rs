@@ -137,6 +137,7 @@ fn container(label: &str) -> Container {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Container {
         name: format!("caw-exec-e2e-{}-{n}-{label}", std::process::id()),
+        row: crate::engines::Row::Docker,
     }
 }
 

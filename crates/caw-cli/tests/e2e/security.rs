@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::container::{docker, text};
+use crate::engines::Row;
 use crate::image::{MOUNT_POINT, USER};
 use crate::prereqs::image_or_skip;
 use crate::session::{Guard, HostUser, Session};
@@ -87,17 +88,27 @@ fn the_agent_sharing_the_host_uid_cannot_change_the_auth_dir(guard: Guard, test:
     let Some(session) = Session::new_owned_by(guard, test, HostUser::Agent) else {
         return;
     };
-    attack(session, guard, false);
+    attack(session, guard, false, true);
 }
 
 fn root_in_the_container_cannot_change_the_auth_dir(guard: Guard, test: &str) {
     let Some(session) = Session::new(guard, test) else {
         return;
     };
-    attack(session, guard, true);
+    attack(session, guard, true, false);
 }
 
-fn attack(session: Session, guard: Guard, as_root: bool) {
+/// Every attack on the auth dir, by container root (`as_root`) or the
+/// agent, on `row`'s engine, with the bundled guard.
+pub(crate) fn attack_on(row: Row, as_root: bool, test: &str) {
+    let Some(session) = Session::on(row, Guard::Rust, test) else {
+        return;
+    };
+    attack(session, Guard::Rust, as_root, false);
+}
+
+/// `agent_owns`: the agent user owns the auth dir (checked first).
+fn attack(session: Session, guard: Guard, as_root: bool, agent_owns: bool) {
     let auth_before = tree_state(&session.env.auth);
     let home_before = tree_state(&session.env.home);
     let container = session.serve(if as_root {
@@ -105,7 +116,7 @@ fn attack(session: Session, guard: Guard, as_root: bool) {
     } else {
         "attack-agent"
     });
-    if !as_root {
+    if agent_owns {
         // The agent owns the auth dir: only the read-only mount stops it.
         let owner = container.sh_ok(false, "stat -c '%u' \"$1\"; id -u", &[MOUNT_POINT], None);
         let ids: Vec<&str> = owner.lines().collect();
@@ -123,8 +134,11 @@ fn attack(session: Session, guard: Guard, as_root: bool) {
             if as_root { "root" } else { USER },
             text(&out.stdout)
         );
+        // An agent that does not own the 0700 auth dir cannot even look in.
+        let refused = text(&out.stderr).contains("Read-only file system")
+            || !as_root && !agent_owns && text(&out.stderr).contains("Permission denied");
         assert!(
-            text(&out.stderr).contains("Read-only file system"),
+            refused,
             "{what} failed for another reason than the read-only mount: {}",
             text(&out.stderr)
         );

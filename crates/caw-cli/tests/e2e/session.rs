@@ -11,6 +11,7 @@ use std::time::Duration;
 use caw_auth::AuthMode;
 
 use crate::container::{text, Container};
+use crate::engines::Row;
 use crate::image::{HOME, MOUNT_POINT};
 use crate::prereqs::{image_or_skip, static_caw};
 use crate::util::{jwt, ms_from_now, stderr, stdout, tree_state, TestEnv};
@@ -38,8 +39,8 @@ impl Guard {
 /// Owner of the host home when the tests run as root: neither root nor the
 /// container's agent user, so a guard that replaces the host file instead of
 /// writing it in place (or chowns it) is caught.
-const HOST_UID: u32 = 4242;
-const HOST_GID: u32 = 4343;
+pub const HOST_UID: u32 = 4242;
+pub const HOST_GID: u32 = 4343;
 
 /// Who owns the host home and the auth dir.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +192,8 @@ pub struct ManagedFile {
 pub struct Session {
     pub env: TestEnv,
     pub guard: Guard,
+    /// The engine the containers run on.
+    pub row: Row,
     /// How credentials reach the containers.
     pub mode: AuthMode,
     pub image: &'static str,
@@ -208,18 +211,33 @@ impl Session {
         Session::new_owned_by(guard, test, HostUser::Other)
     }
 
+    /// [`Session::new`] with the containers on `row`'s engine.
+    pub fn on(row: Row, guard: Guard, test: &str) -> Option<Session> {
+        Session::with(row, guard, test, HostUser::Other, AuthMode::Live)
+    }
+
     /// [`Session::new`] in bind mode (`caw auth setup --mode bind`).
     pub fn bind(guard: Guard, test: &str) -> Option<Session> {
-        Session::with(guard, test, HostUser::Other, AuthMode::Bind)
+        Session::with(Row::Docker, guard, test, HostUser::Other, AuthMode::Bind)
     }
 
     /// [`Session::new`] with the host home and the auth dir owned by `host_user`.
     pub fn new_owned_by(guard: Guard, test: &str, host_user: HostUser) -> Option<Session> {
-        Session::with(guard, test, host_user, AuthMode::Live)
+        Session::with(Row::Docker, guard, test, host_user, AuthMode::Live)
     }
 
-    fn with(guard: Guard, test: &str, host_user: HostUser, mode: AuthMode) -> Option<Session> {
+    fn with(
+        row: Row,
+        guard: Guard,
+        test: &str,
+        host_user: HostUser,
+        mode: AuthMode,
+    ) -> Option<Session> {
         let image = image_or_skip(test)?;
+        row.image_or_skip(image, test)?;
+        if row.rootless() && host_user != HostUser::Other {
+            panic!("{test}: the rootless rows run as uid {HOST_UID}, the host user");
+        }
         let env = TestEnv::empty();
         env.claude(ms_from_now(55 * 60));
         env.codex(jiff::Timestamp::now().as_second() + 50 * 60);
@@ -241,6 +259,7 @@ impl Session {
         let session = Session {
             env,
             guard,
+            row,
             mode,
             image,
             auth_paths: Vec::new(),
@@ -349,7 +368,7 @@ impl Session {
     }
 
     pub fn serve_with(&self, label: &str, flags: &[String]) -> Container {
-        let container = Container::serve(label, self.image, flags);
+        let container = Container::serve_on(self.row, label, self.image, flags);
         self.assert_guard_runs(&container);
         container
     }
