@@ -137,7 +137,9 @@ pub fn get_docker_flags(
     sync_command: impl FnOnce(&Path) -> std::io::Result<SyncCommand>,
 ) -> Result<String> {
     let mounts = docker_mounts(auth_dir)?;
-    let line = format_mounts(&mounts.mounts, FlagFormat::V)?;
+    // As `caw auth docker-flags` does: `,z` where SELinux enforces.
+    let label = crate::selinux::Label::choose(None, Path::new(crate::selinux::ENFORCE_FILE))?;
+    let line = format_labeled_mounts(&mounts.mounts, FlagFormat::V, label)?;
     host_sync::ensure(&mounts.auth_dir, mounts.mode, sync_command);
     Ok(line)
 }

@@ -255,7 +255,9 @@ def get_docker_flags(
         store_key: The store key file (``caw auth store-key FILE``).
 
     Returns:
-        A space-separated string of Docker ``-v`` flags, e.g.
+        A space-separated string of Docker ``-v`` flags (each with ``,z``
+        added on a host where SELinux enforces, as ``caw auth docker-flags``
+        does), e.g.
         ``-v /.../.caw/auth:/tmp/caw_auth:ro -v /.../.claude/.credentials.json:/tmp/caw_auth/claude/credentials.json:rw``
 
     Raises:
