@@ -30,7 +30,12 @@ def test_documented_signatures() -> None:
         ("hold_refresh_token", False, kw),
     ]
     assert params(auth.get_status) == [("agents", None, pk), ("auth_dir", None, pk)]
-    assert params(auth.get_docker_flags) == [("auth_dir", None, pk)]
+    # The documented `auth_dir`, then caw's keyword-only additions.
+    assert params(auth.get_docker_flags) == [
+        ("auth_dir", None, pk),
+        ("store", None, kw),
+        ("store_key", None, kw),
+    ]
     assert params(auth.teardown) == [("auth_dir", None, pk), ("force", False, pk)]
 
 
