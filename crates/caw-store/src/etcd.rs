@@ -107,7 +107,7 @@ pub enum Cmp {
 }
 
 /// A step of a transaction.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Op {
     /// Write `value` at `key`, bound to `lease` (0: none).
     Put {
@@ -119,6 +119,19 @@ pub enum Op {
     Delete(String),
     /// Read `key` (its answer is in [`Txn::kvs`]).
     Get(String),
+}
+
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A value is a sealed credential or a record: its size is enough.
+        match self {
+            Op::Put { key, value, lease } => {
+                write!(f, "Put({key}, {} bytes, lease {lease})", value.len())
+            }
+            Op::Delete(key) => write!(f, "Delete({key})"),
+            Op::Get(key) => write!(f, "Get({key})"),
+        }
+    }
 }
 
 /// What a transaction did.
@@ -303,25 +316,8 @@ impl Etcd {
         body: &Value,
         may_login: bool,
     ) -> Result<Value, EtcdError> {
-        let url = format!("{}{path}", self.endpoints[at]);
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/json");
-        if let Some(token) = self.auth_token(at)? {
-            request = request.header("Authorization", &token);
-        }
-        let mut response = request
-            .send(body.to_string().as_bytes())
-            .map_err(|e| EtcdError::Unreachable(format!("{}: {e}", self.endpoints[at])))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_vec()
-            .map_err(|e| EtcdError::Unreachable(format!("{}: {e}", self.endpoints[at])))?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let token = self.auth_token(at)?;
+        let (status, value) = self.post(at, path, body, token.as_deref())?;
         if (200..300).contains(&status) {
             return Ok(value);
         }
@@ -345,6 +341,41 @@ impl Etcd {
         Err(EtcdError::Failed(format!("HTTP {status}: {message}")))
     }
 
+    /// One POST to member `at`: the status and the answer's JSON (`Null`
+    /// when it is not JSON), read up to [`MAX_ANSWER`] bytes.
+    fn post(
+        &self,
+        at: usize,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> Result<(u16, Value), EtcdError> {
+        let unreachable =
+            |e: &dyn fmt::Display| EtcdError::Unreachable(format!("{}: {e}", self.endpoints[at]));
+        let url = format!("{}{path}", self.endpoints[at]);
+        let mut request = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        let mut response = request
+            .send(body.to_string().as_bytes())
+            .map_err(|e| unreachable(&e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_vec()
+            .map_err(|e| unreachable(&e))?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
     /// The auth token, logging in first when there is a user and none yet.
     fn auth_token(&self, at: usize) -> Result<Option<String>, EtcdError> {
         let Some((user, file)) = &self.user else {
@@ -355,25 +386,8 @@ impl Etcd {
             return Ok(Some(t.clone()));
         }
         let password = read_password(file).map_err(EtcdError::Failed)?;
-        let url = format!("{}/v3/auth/authenticate", self.endpoints[at]);
-        let mut response = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(
-                json!({"name": user, "password": password})
-                    .to_string()
-                    .as_bytes(),
-            )
-            .map_err(|e| EtcdError::Unreachable(format!("{}: {e}", self.endpoints[at])))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ANSWER)
-            .read_to_vec()
-            .map_err(|e| EtcdError::Unreachable(e.to_string()))?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let login = json!({"name": user, "password": password});
+        let (status, value) = self.post(at, "/v3/auth/authenticate", &login, None)?;
         match value["token"].as_str() {
             Some(t) if status == 200 => {
                 *token = Some(t.to_string());
@@ -590,6 +604,12 @@ mod tests {
             lease: 0,
         };
         assert!(!format!("{kv:?}").contains("SECRET"));
+        let put = Op::Put {
+            key: "/caw/v1/claude/x".into(),
+            value: b"SECRET".to_vec(),
+            lease: 0,
+        };
+        assert!(!format!("{put:?}").contains("SECRET"));
         let opts = EtcdOptions {
             user: Some(("caw".into(), "/run/secrets/pw".into())),
             ..Default::default()
