@@ -44,5 +44,7 @@ mod skip;
 mod stampede;
 #[path = "../support/static_caw.rs"]
 mod static_caw;
+#[path = "../support/tls.rs"]
+mod tls;
 mod trust;
 mod tui;

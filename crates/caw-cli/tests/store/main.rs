@@ -16,6 +16,8 @@ mod oauth;
 #[path = "../support/skip.rs"]
 #[allow(dead_code)]
 mod skip;
+#[path = "../support/tls.rs"]
+mod tls;
 #[path = "../cli/util.rs"]
 #[allow(dead_code)]
 mod util;
@@ -830,92 +832,6 @@ fn an_agent_added_by_a_re_setup_joins_the_store() {
     });
 }
 
-/// Run `openssl` in `dir`; it must succeed.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A throw-away CA and a server certificate for 127.0.0.1, valid a day.
-fn tls_files(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=caw store throw-away test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=etcd",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "server.ext",
-        ],
-    );
-}
-
 /// etcd over TLS with users: the store is reached with `etcds://`, the CA
 /// given with `--store-ca`, and a user whose password is read from a file
 /// (never on the command line, never in a log); a wrong password is said.
@@ -938,7 +854,7 @@ fn a_store_over_tls_with_an_etcd_user() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    tls_files(dir.path());
+    tls::make_certificates(dir.path(), "caw store", "IP:127.0.0.1");
     let (port, peer) = (free_port(), free_port());
     let mut etcd = Command::new("etcd")
         .args(["--name", "tls"])
