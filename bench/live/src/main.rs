@@ -515,19 +515,21 @@ fn hops(rounds: usize, clock: &mut Clock, tag: &str, from: &Path, to: &[PathBuf]
 
 /// The host's example home and its auth dir, set up for Claude.
 fn prepare(a: &Args) -> Env {
+    claude_home(&a.caw, r#"{"hasCompletedOnboarding":true}"#)
+}
+
+/// A temp home with `.claude.json` = `config` and a Claude login (1 h
+/// left), and its auth dir set up for Claude with the static caw `caw`.
+fn claude_home(caw: &Path, config: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let env = Env {
         home: dir.path().join("home"),
         auth: dir.path().join("home/.caw/auth"),
-        caw: std::fs::canonicalize(&a.caw).unwrap(),
+        caw: std::fs::canonicalize(caw).unwrap(),
         _dir: dir,
     };
     std::fs::create_dir_all(env.home.join(".claude")).unwrap();
-    std::fs::write(
-        env.home.join(".claude.json"),
-        r#"{"hasCompletedOnboarding":true}"#,
-    )
-    .unwrap();
+    std::fs::write(env.home.join(".claude.json"), config).unwrap();
     std::fs::write(
         env.home.join(CREDENTIAL),
         claude("start", ms_from_now(3600)),

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::{
-    claude, cost, die, ms_from_now, run, wait_all, write_by_rename, Container, Env, Report, Stats,
-    CREDENTIAL,
+    claude, claude_home, cost, die, ms_from_now, run, wait_all, write_by_rename, Container, Env,
+    Report, Stats, CREDENTIAL,
 };
 
 pub struct Plan {
@@ -149,28 +149,10 @@ fn machine(
     m: usize,
     containers: usize,
 ) -> Machine {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env {
-        home: dir.path().join("home"),
-        auth: dir.path().join("home/.caw/auth"),
-        caw: caw.to_path_buf(),
-        _dir: dir,
-    };
-    std::fs::create_dir_all(env.home.join(".claude")).unwrap();
-    std::fs::write(
-        env.home.join(".claude.json"),
+    let env = claude_home(
+        caw,
         r#"{"hasCompletedOnboarding":true,"oauthAccount":{"accountUuid":"bench-account"}}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        env.home.join(CREDENTIAL),
-        claude("start", ms_from_now(3600)),
-    )
-    .unwrap();
-    run(env
-        .caw()
-        .args(["auth", "setup", "--agents", "claude", "--auth-dir"])
-        .arg(&env.auth));
+    );
     let sync = Command::new(host_caw)
         .args([
             "auth",
