@@ -327,7 +327,11 @@ impl RefreshGate for StoreLink {
         };
         let digest = caw_store::token_digest(refresh_token);
         match self.shared.store.begin_refresh(&login.keys, &digest) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Another token (a login from any side): no longer unknown.
+                self.shared.set_unknown(login.agent.name, false);
+                Ok(())
+            }
             Err(why) => {
                 if why == NotNow::OutcomeUnknown {
                     self.shared.set_unknown(login.agent.name, true);
